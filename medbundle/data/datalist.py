@@ -1,0 +1,516 @@
+"""One entry point from a dataset folder, whatever its layout, to MONAI datalists for train/val/test.
+
+Items are dicts ``{"image": <absolute path, or "<path>.mat#<index>">, "label": <class index>, "id": <unique str>}``,
+plus ``"mask": "<path>_mask.mat#<index>"`` when a ``.mat`` stack has a mask file beside it. Accepted layouts:
+
+1. ``Train.mat`` / ``Val.mat`` / ``Test.mat`` (case-insensitive; also ``validation``, ``valid``...), each holding an
+   image stack and its labels (see :func:`medbundle.data.matfile.read_mat`); optional ``<Split>_mask.mat`` (``mask``).
+2. one sub-folder per class holding images (searched recursively), optionally inside ``train``/``val``/``test``
+   split folders. Folder names match class names ignoring case, spaces, ``_`` and ``-``.
+3. ``datalist.csv`` (columns ``image,label[,split]``) or ``datalist.json`` (MONAI style, keys ``training``/
+   ``validation``/``test`` or ``train``/``val``/``test``), image paths relative to the file or absolute.
+
+The layout is looked for in ``dataset_dir`` and then below it, breadth first: the topmost folder showing one wins,
+so nested duplicate copies of the tree (as in some Kaggle archives) are ignored. Hidden files and folders and
+``__MACOSX`` are always ignored.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import re
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Sequence
+
+import nibabel
+import numpy as np
+import pydicom
+from PIL import Image
+from sklearn.model_selection import train_test_split
+
+from medbundle.data.errors import DataError
+from medbundle.data.matfile import SLICE_PATTERN, read_mat
+from medbundle.utils import atomic_write_json
+
+__all__ = ["load_datalists", "list_inputs", "stratified_split", "IMAGE_SUFFIXES", "SPLITS"]
+
+logger = logging.getLogger("medbundle.data")
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".nii", ".nii.gz")
+SPLITS = ("train", "val", "test")
+_SPLIT_NAMES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+    "testing": "test",
+}
+_DATALIST_FILES = ("datalist.csv", "datalist.json")
+
+
+def load_datalists(
+    dataset_dir: str | os.PathLike,
+    class_names: Sequence[str],
+    output_dir: str | os.PathLike | None = None,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    seed: int = 0,
+    data_key: str = "data",
+    label_key: str = "label",
+    check: bool = True,
+) -> dict[str, list[dict]]:
+    """Find the data in ``dataset_dir`` and return its train/val/test datalists.
+
+    Splits the data does not provide are made from the training data by :func:`stratified_split` and saved to
+    ``<output_dir>/split.json``; a later call on the same data with the same seed and fractions reuses that file,
+    so a resumed run trains and validates on the same images.
+
+    Args:
+        dataset_dir: the dataset folder, in any of the layouts of this module.
+        class_names: the class names; labels are indices into this list.
+        output_dir: where ``split.json`` is written and looked for; None to not persist the split.
+        val_fraction: share of the training data for validation, when the data has no validation split.
+        test_fraction: share of the training data for testing, when the data has no test split.
+        seed: random seed of the split.
+        data_key: image variable of ``.mat`` files.
+        label_key: label variable of ``.mat`` files.
+        check: open every image file once (in threads) and report all unreadable ones in one error.
+
+    Returns:
+        ``{"train": [...], "val": [...], "test": [...]}``, each list sorted by ``"id"``.
+
+    Raises:
+        DataError: for any problem with the data; the message names the file or folder and what to do.
+    """
+    root = Path(dataset_dir).expanduser().resolve()
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder. Point --dataset_dir at the folder that holds the data.")
+    class_names = list(class_names)
+    class_keys = {_norm(c): i for i, c in enumerate(class_names)}
+    folder, layout = _find_layout(root, class_keys, data_key, label_key, class_names)
+    logger.info("%s: found %s layout in %s", root, layout, folder)
+    if layout == "datalist":
+        splits = _from_datalist(folder, root, class_names, class_keys)
+    elif layout == ".mat":
+        splits = _from_mat(folder, root, len(class_names), data_key, label_key)
+    else:
+        splits = _from_folders(folder, root, class_names, class_keys, layout)
+    if "train" not in splits:
+        raise DataError(
+            f"{folder}: no training data (found only the splits {sorted(splits)}). Add a train split, or put all "
+            "the data in one split-free layout so that it is split automatically."
+        )
+    missing = [s for s in SPLITS if s not in splits]
+    if missing:
+        fractions = {s: {"val": val_fraction, "test": test_fraction}[s] for s in missing}
+        splits, how = _make_missing_splits(splits, fractions, seed, output_dir, folder)
+    else:
+        how = "taken from the data"
+    for s in SPLITS:
+        if not splits[s]:
+            raise DataError(
+                f"{folder}: the '{s}' split has no images. Add images to it, or, when it is made from the training "
+                f"data, raise {s}_fraction."
+            )
+        splits[s] = sorted(splits[s], key=lambda item: item["id"])
+        counts = Counter(item["label"] for item in splits[s])
+        per_class = ", ".join(f"{c} {counts[i]}" for i, c in enumerate(class_names))
+        logger.info("%s: %d images (%s)", s, len(splits[s]), per_class)
+        if len(counts) < len(class_names):
+            absent = [c for i, c in enumerate(class_names) if i not in counts]
+            logger.warning("%s: the '%s' split has no images of classes %s", folder, s, absent)
+    logger.info("split %s", how)
+    if check:
+        _check_images([item["image"] for s in SPLITS for item in splits[s]], folder)
+    return splits
+
+
+def list_inputs(input_path: str | os.PathLike, data_key: str = "data") -> list[dict]:
+    """Items ``{"image", "id"}`` to run inference on.
+
+    Args:
+        input_path: a folder of images (searched recursively), one image file (PNG, JPEG, BMP, TIFF, DICOM with or
+            without ``.dcm``, NIfTI), or a ``.mat`` file (all its images; labels are not read).
+        data_key: image variable of a ``.mat`` file.
+
+    Returns:
+        the items, sorted by path; ids are paths relative to the folder, file names, or ``"<file>.mat#<index>"``.
+
+    Raises:
+        DataError: when the path does not exist, is not a supported file, or holds no images.
+    """
+    path = Path(input_path).expanduser().resolve()
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder. Check the path given as --input.")
+    if path.is_dir():
+        items = [{"image": str(p), "id": p.relative_to(path).as_posix()} for p in _find_images(path)]
+    elif path.name.lower().endswith(".mat"):
+        images, _ = read_mat(path, data_key, None, require_labels=False)
+        items = [{"image": f"{path}#{i}", "id": f"{path.name}#{i}"} for i in range(len(images))]
+    elif _is_image(path):
+        items = [{"image": str(path), "id": path.name}]
+    else:
+        raise DataError(
+            f"{path}: not a supported image file ({', '.join(IMAGE_SUFFIXES)}, DICOM or .mat). Convert it or give "
+            "a folder of supported images."
+        )
+    if not items:
+        raise DataError(
+            f"{path}: no images found ({', '.join(IMAGE_SUFFIXES)} or extension-less DICOM, hidden files ignored). "
+            "Give a folder that holds images, one image file or one .mat file."
+        )
+    return items
+
+
+def stratified_split(items: Sequence[dict], fractions: dict[str, float], seed: int = 0) -> dict[str, list[dict]]:
+    """Split ``items`` at random, keeping the class proportions (``"label"``) in every part where possible.
+
+    Falls back to an unstratified split for a part when a class has too few members to stratify.
+
+    Args:
+        items: datalist items with a ``"label"``; their order, with ``seed``, fixes the result.
+        fractions: share of all items for each part to make, e.g. ``{"val": 0.15, "test": 0.15}``; a positive
+            share gives at least one item. What is left goes to ``"train"``.
+        seed: random seed.
+
+    Returns:
+        ``{"train": [...], **{name: [...] for name in fractions}}``.
+
+    Raises:
+        ValueError: when the shares are negative or add up to 1 or more, or there are too few items.
+    """
+    if any(f < 0 for f in fractions.values()) or sum(fractions.values()) >= 1 or "train" in fractions:
+        raise ValueError(f"fractions must be non-negative, sum to less than 1 and not include 'train': {fractions}")
+    rest, parts = list(items), {}
+    for name, fraction in fractions.items():
+        size = max(1, round(fraction * len(items))) if fraction > 0 else 0
+        if size == 0:
+            parts[name] = []
+            continue
+        labels = [item["label"] for item in rest]
+        try:
+            rest, parts[name] = train_test_split(rest, test_size=size, random_state=seed, stratify=labels)
+        except ValueError:  # a class too small to stratify
+            logger.info("too few images per class to stratify the '%s' split; splitting without stratification", name)
+            rest, parts[name] = train_test_split(rest, test_size=size, random_state=seed)
+    return {"train": rest, **parts}
+
+
+def _norm(name: str) -> str:
+    """Folder, class or split name for matching: lower case without spaces, ``_`` and ``-``."""
+    return re.sub(r"[\s_\-]+", "", name).lower()
+
+
+def _ignored(name: str) -> bool:
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def _scan(folder: Path) -> tuple[list[Path], list[Path]]:
+    """Files and sub-folders of ``folder``, sorted, hidden ones and ``__MACOSX`` left out."""
+    with os.scandir(folder) as entries:
+        kept = sorted((e for e in entries if not _ignored(e.name)), key=lambda e: e.name)
+    return [Path(e.path) for e in kept if e.is_file()], [Path(e.path) for e in kept if e.is_dir()]
+
+
+def _is_image(path: Path) -> bool:
+    """A supported image file by its name, or a DICOM file by its ``DICM`` preamble."""
+    if path.name.lower().endswith(IMAGE_SUFFIXES):
+        return True
+    try:
+        with open(path, "rb") as f:
+            f.seek(128)
+            return f.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def _find_images(folder: Path) -> list[Path]:
+    """Image files below ``folder`` (recursive, sorted), hidden ones and ``__MACOSX`` left out."""
+    found = []
+    for parent, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not _ignored(d)]
+        found += [p for f in files if not _ignored(f) and _is_image(p := Path(parent, f))]
+    return sorted(found)
+
+
+def _mat_splits(files: list[Path]) -> dict[str, Path]:
+    """``Train.mat``-style files by split (mask files ``*_mask.mat`` never match)."""
+    found: dict[str, Path] = {}
+    for f in files:
+        split = _SPLIT_NAMES.get(_norm(f.stem)) if f.suffix.lower() == ".mat" else None
+        if split in found:
+            raise DataError(f"{f.parent}: both {found[split].name} and {f.name} hold the '{split}' split. Keep one.")
+        if split:
+            found[split] = f
+    return found
+
+
+def _layout_of(folder: Path, class_keys: dict[str, int]) -> str | None:
+    """The layout ``folder`` shows directly, if any."""
+    files, dirs = _scan(folder)
+    if any(f.name.lower() in _DATALIST_FILES for f in files):
+        return "datalist"
+    if _mat_splits(files):
+        return ".mat"
+    if any(_norm(d.name) in _SPLIT_NAMES for d in dirs):
+        return "split folders"
+    if any(_norm(d.name) in class_keys for d in dirs):
+        return "class folders"
+    return None
+
+
+def _find_layout(
+    root: Path, class_keys: dict[str, int], data_key: str, label_key: str, class_names: list[str]
+) -> tuple[Path, str]:
+    """The topmost folder at or below ``root`` that shows a layout (breadth first), and that layout."""
+    queue = [root]
+    while queue:
+        folder = queue.pop(0)
+        layout = _layout_of(folder, class_keys)
+        if layout:
+            return folder, layout
+        queue += _scan(folder)[1]
+    found = sorted(p.name for p in root.iterdir())[:10]
+    raise DataError(
+        f"{root}: no data found (top-level entries: {found}). Accepted layouts: (1) Train.mat with optional Val.mat "
+        f"and Test.mat, each holding variables '{data_key}' and '{label_key}'; (2) one folder per class named "
+        f"{class_names} holding images ({', '.join(IMAGE_SUFFIXES)}), optionally inside train/val/test folders; "
+        "(3) datalist.csv (columns image,label[,split]) or datalist.json (MONAI style). Arrange the data in one of "
+        "these layouts, or point --dataset_dir at it."
+    )
+
+
+def _from_mat(folder: Path, root: Path, num_classes: int, data_key: str, label_key: str) -> dict[str, list[dict]]:
+    """Items of the ``Train.mat``-style files in ``folder``, with masks from ``<Split>_mask.mat`` when present."""
+    files = _scan(folder)[0]
+    by_name = {f.name.lower(): f for f in files}
+    splits = {}
+    for split, path in _mat_splits(files).items():
+        images, labels = read_mat(path, data_key, label_key, num_classes=num_classes)
+        mask = by_name.get(f"{path.stem.lower()}_mask.mat")
+        if mask is not None:
+            masks, _ = read_mat(mask, "mask", None, require_labels=False)
+            if masks.shape != images.shape:
+                raise DataError(
+                    f"{mask}: masks of shape {masks.shape} do not match the images of {path.name} {images.shape}. "
+                    "Give one mask of the image size per image, or remove the mask file."
+                )
+        rel = path.relative_to(root).as_posix()
+        splits[split] = [{"image": f"{path}#{i}", "label": int(y), "id": f"{rel}#{i}"} for i, y in enumerate(labels)]
+        if mask is not None:
+            for i, item in enumerate(splits[split]):
+                item["mask"] = f"{mask}#{i}"
+    return splits
+
+
+def _from_folders(
+    folder: Path, root: Path, class_names: list[str], class_keys: dict[str, int], layout: str
+) -> dict[str, list[dict]]:
+    """Items of class folders, inside split folders when ``layout`` is ``"split folders"``."""
+    if layout == "class folders":
+        return {"train": _class_folder_items(folder, root, class_names, class_keys)}
+    splits: dict[str, list[dict]] = {}
+    for d in _scan(folder)[1]:
+        split = _SPLIT_NAMES.get(_norm(d.name))
+        if split is None:
+            logger.warning("%s: ignoring folder '%s', which is not a train/val/test folder", folder, d.name)
+            continue
+        splits.setdefault(split, []).extend(_class_folder_items(d, root, class_names, class_keys))
+    return splits
+
+
+def _class_folder_items(folder: Path, root: Path, class_names: list[str], class_keys: dict[str, int]) -> list[dict]:
+    """Items of the class sub-folders of ``folder``; nested copies of the tree are skipped."""
+    items = []
+    for d in _scan(folder)[1]:
+        label = class_keys.get(_norm(d.name))
+        if label is None:
+            if _layout_of(d, class_keys):
+                logger.warning("%s: ignoring '%s', a nested copy of the data tree", folder, d.name)
+            elif _find_images(d):
+                raise DataError(
+                    f"{d}: folder name '{d.name}' matches none of the class names {class_names} (case, spaces, '_' "
+                    "and '-' are ignored). Rename the folder, remove it, or change the class names (--class_names)."
+                )
+            continue
+        images = _find_images(d)
+        if not images:
+            raise DataError(
+                f"{d}: class folder holds no images ({', '.join(IMAGE_SUFFIXES)}). Add images or remove the folder."
+            )
+        items += [{"image": str(p), "label": label, "id": p.relative_to(root).as_posix()} for p in images]
+    if not items:
+        raise DataError(
+            f"{folder}: no images in class folders (expected sub-folders named {class_names}). Put each image in "
+            "the sub-folder of its class, or remove this folder."
+        )
+    return items
+
+
+def _from_datalist(
+    folder: Path, root: Path, class_names: list[str], class_keys: dict[str, int]
+) -> dict[str, list[dict]]:
+    """Items of ``datalist.csv`` or ``datalist.json`` in ``folder`` (the CSV when both exist)."""
+    path = next(f for name in _DATALIST_FILES for f in _scan(folder)[0] if f.name.lower() == name)
+    entries: list[tuple[str | None, Any, Any, str]] = []  # (split, image, label, where)
+    splits: dict[str, list[dict]] = {}
+    if path.suffix.lower() == ".csv":
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+        columns = {k.strip().lower(): k for k in (rows[0] if rows else {})}
+        if not {"image", "label"} <= columns.keys():
+            raise DataError(f"{path}: needs columns image,label[,split] (found {list(columns)}). Rename the columns.")
+        for n, row in enumerate(rows, start=2):
+            split = row[columns["split"]] if "split" in columns else None
+            entries.append((split, row[columns["image"]], row[columns["label"]], f"{path}, line {n}"))
+    else:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise DataError(f"{path}: not valid JSON ({e}). Fix or replace the file.") from e
+        data = {"train": data} if isinstance(data, list) else data
+        keys = [k for k in data if _norm(k) in _SPLIT_NAMES] if isinstance(data, dict) else []
+        if not keys:
+            raise DataError(
+                f"{path}: expected a list of {{\"image\", \"label\"}} entries or an object with keys training/"
+                "validation/test (or train/val/test) holding such lists. Fix the file."
+            )
+        for key in keys:
+            splits[_SPLIT_NAMES[_norm(key)]] = []  # an empty list is an empty split, not a missing one
+            for n, entry in enumerate(data[key]):
+                if not isinstance(entry, dict) or not {"image", "label"} <= entry.keys():
+                    raise DataError(f"{path}, '{key}' entry {n}: needs keys 'image' and 'label'. Fix the entry.")
+                entries.append((key, entry["image"], entry["label"], f"{path}, '{key}' entry {n}"))
+    for split, image, label, where in entries:
+        name = "train" if split is None else _SPLIT_NAMES.get(_norm(str(split)))
+        if name is None:
+            raise DataError(f"{where}: split '{split}' is none of train/val/test. Fix the split.")
+        image = os.path.abspath(os.path.join(path.parent, str(image).strip()))
+        rel = os.path.relpath(image, root)
+        item_id = image if rel.startswith("..") else rel  # absolute for images outside dataset_dir
+        splits.setdefault(name, []).append(
+            {"image": image, "label": _parse_label(label, class_names, class_keys, where), "id": item_id}
+        )
+    items = [item for part in splits.values() for item in part]
+    ids = Counter(item["id"] for item in items)
+    if len(ids) < len(items):
+        twice = [i for i, n in ids.items() if n > 1]
+        raise DataError(f"{path}: images listed more than once: {twice[:5]}. List each image once.")
+    absent = [item["image"] for item in items if not os.path.isfile(_file_of(item["image"]))]
+    if absent:
+        raise DataError(
+            f"{path}: {len(absent)} of {len(items)} listed images do not exist (first: {absent[:5]}). Paths are "
+            f"relative to {path.parent}; fix the paths or add the files."
+        )
+    return splits
+
+
+def _parse_label(value: Any, class_names: list[str], class_keys: dict[str, int], where: str) -> int:
+    """A label given as a class name or a class index."""
+    text = str(value).strip()
+    if _norm(text) in class_keys:
+        return class_keys[_norm(text)]
+    try:
+        number = float(text)
+    except ValueError:
+        number = float("nan")
+    if number.is_integer() and 0 <= number < len(class_names):
+        return int(number)
+    raise DataError(
+        f"{where}: label '{value}' is neither one of the class names {class_names} nor a class index "
+        f"0..{len(class_names) - 1}. Fix the label."
+    )
+
+
+def _file_of(image: str) -> str:
+    """The file behind an item's image (the ``.mat`` file of ``"<path>.mat#<index>"``)."""
+    match = SLICE_PATTERN.match(image)
+    return match["path"] if match else image
+
+
+def _make_missing_splits(
+    splits: dict[str, list[dict]],
+    fractions: dict[str, float],
+    seed: int,
+    output_dir: str | os.PathLike | None,
+    folder: Path,
+) -> tuple[dict[str, list[dict]], str]:
+    """Carve the splits named in ``fractions`` out of ``splits["train"]``, or reuse ``<output_dir>/split.json``."""
+    by_id = {item["id"]: item for part in splits.values() for item in part}
+    split_file = Path(output_dir).expanduser() / "split.json" if output_dir is not None else None
+    saved = _saved_split(split_file, seed, fractions, splits) if split_file is not None else None
+    if saved is not None:
+        return {s: [by_id[i] for i in saved[s]] for s in SPLITS}, f"reused from {split_file}"
+    if len(splits["train"]) <= len(fractions):
+        raise DataError(
+            f"{folder}: {len(splits['train'])} training images are too few to split off {list(fractions)}. Add "
+            "images, or provide those splits in the data."
+        )
+    made = stratified_split(sorted(splits["train"], key=lambda item: item["id"]), fractions, seed)
+    result = {s: sorted(made[s] if s in made else splits[s], key=lambda item: item["id"]) for s in SPLITS}
+    how = f"made from the training data (seed {seed}, fractions {fractions})"
+    if split_file is not None:
+        split_ids = {s: [item["id"] for item in result[s]] for s in SPLITS}
+        atomic_write_json(split_file, {"seed": seed, "fractions": fractions, "splits": split_ids})
+        how += f" and saved to {split_file}"
+    return result, how
+
+
+def _saved_split(
+    split_file: Path, seed: int, fractions: dict[str, float], splits: dict[str, list[dict]]
+) -> dict[str, list[str]] | None:
+    """The ids per split in ``split_file`` when it was made with ``seed`` and ``fractions`` from the same data."""
+    if not split_file.is_file():
+        return None
+    current = {s: sorted(item["id"] for item in part) for s, part in splits.items()}
+    try:
+        saved = json.loads(split_file.read_text())
+        ids = {s: [str(i) for i in saved["splits"][s]] for s in SPLITS}
+        same = (
+            saved["seed"] == seed
+            and saved["fractions"] == fractions
+            and sorted(i for part in ids.values() for i in part) == sorted(i for part in current.values() for i in part)
+            and all(sorted(ids[s]) == part for s, part in current.items() if s != "train")
+        )
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        logger.warning("%s: unreadable (%s); making a new split", split_file, e)
+        return None
+    if not same:
+        logger.warning("%s: made for other data, seed or fractions; making a new split", split_file)
+    return ids if same else None
+
+
+def _image_error(path: str) -> str | None:
+    """Why the image file at ``path`` cannot be read, or None when it can."""
+    name = path.lower()
+    try:
+        if name.endswith((".nii", ".nii.gz")):
+            _ = np.asanyarray(nibabel.load(path).dataobj)
+        elif name.endswith(IMAGE_SUFFIXES) and not name.endswith(".dcm"):
+            with Image.open(path) as im:
+                im.load()
+        else:
+            _ = pydicom.dcmread(path).pixel_array
+    except Exception as e:  # each library raises its own types for damaged files
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+def _check_images(images: list[str], folder: Path) -> None:
+    """Open every image file once (``.mat`` stacks are validated when read) and report all failures at once."""
+    paths = sorted({image for image in images if not SLICE_PATTERN.match(image)})
+    with ThreadPoolExecutor(max_workers=min(32, 4 * (os.cpu_count() or 1))) as pool:
+        bad = [(p, e) for p, e in zip(paths, pool.map(_image_error, paths)) if e is not None]
+    if bad:
+        listed = "\n".join(f"  {p}: {e}" for p, e in bad[:10]) + ("\n  ..." if len(bad) > 10 else "")
+        raise DataError(
+            f"{folder}: {len(bad)} of {len(paths)} image files cannot be read:\n{listed}\nRemove or replace these "
+            "files, then start again."
+        )

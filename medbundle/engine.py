@@ -1,0 +1,157 @@
+"""Run-time pieces the bundle configs use: the mixed-precision inferer, devices, distributed set-up."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from monai.inferers import SimpleInferer
+
+__all__ = [
+    "AutocastInferer",
+    "bf16_supported",
+    "resolve_device",
+    "prepare_network",
+    "find_bundle_root",
+    "init_distributed",
+    "is_rank_zero",
+    "class_names",
+    "log_run",
+]
+
+logger = logging.getLogger("medbundle.engine")
+
+
+def bf16_supported(device: torch.device | str) -> bool:
+    """Whether bf16 autocast pays on ``device``: a CUDA GPU with bf16, or a CPU with AVX512-BF16 or AMX."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            flags = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+    return False
+
+
+class AutocastInferer(SimpleInferer):
+    """``SimpleInferer`` that runs the forward pass under ``torch.autocast`` in bf16, on CPU and GPU.
+
+    ``SupervisedTrainer(amp=True)`` only autocasts on CUDA (fp16 with a gradient scaler); bf16 needs
+    no scaler and also speeds up CPUs that have bf16 instructions. Inputs of 4 dimensions are made
+    ``channels_last`` to match a network converted with :func:`prepare_network`. Outputs are
+    returned as float32, so losses, metrics and probabilities are computed in full precision.
+
+    Args:
+        amp: ``True``, ``False`` or ``"auto"`` (bf16 where :func:`bf16_supported` says it pays).
+        channels_last: convert 4D inputs to the channels-last memory format.
+        dtype: the autocast dtype.
+    """
+
+    def __init__(self, amp: bool | str = "auto", channels_last: bool = True, dtype: torch.dtype = torch.bfloat16):
+        super().__init__()
+        self.amp = amp
+        self.channels_last = channels_last
+        self.dtype = dtype
+
+    def __call__(self, inputs: torch.Tensor, network: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
+        enabled = bf16_supported(inputs.device) if self.amp == "auto" else bool(self.amp)
+        if self.channels_last and inputs.ndim == 4:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device_type=inputs.device.type, dtype=self.dtype, enabled=enabled):
+            out = network(inputs, *args, **kwargs)
+        return out.float() if torch.is_tensor(out) else out
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"``: the local rank's CUDA device when there is one, else the CPU; otherwise ``torch.device(device)``."""
+    if str(device) != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
+    return torch.device("cpu")
+
+
+def prepare_network(network: torch.nn.Module, device: torch.device | str, channels_last: bool = True) -> torch.nn.Module:
+    """Move a network to ``device``, in the channels-last memory format for 2D convolutions.
+
+    Args:
+        network: the network.
+        device: target device.
+        channels_last: convert parameters to channels-last (pairs with :class:`AutocastInferer`).
+    """
+    network = network.to(device)
+    return network.to(memory_format=torch.channels_last) if channels_last else network
+
+
+def find_bundle_root(name: str) -> str:
+    """Locate the bundle folder ``name`` without relying on the current directory.
+
+    In order: a ``--config_file`` on the command line inside ``<root>/configs/`` of a folder called
+    ``name``; the ``bundles/<name>`` folder of the medbundle source tree. Override with
+    ``--bundle_root`` when the bundle lives elsewhere.
+
+    Args:
+        name: the bundle's folder name, e.g. ``"ct_infection"``.
+    """
+    argv = sys.argv[1:]
+    for i, arg in enumerate(argv):
+        values = [arg.split("=", 1)[1]] if arg.startswith("--config_file=") else []
+        if arg == "--config_file" and i + 1 < len(argv):
+            values.append(argv[i + 1])
+        for value in values:
+            for part in value.strip("[]").split(","):
+                path = Path(part.strip().strip("'\"")).expanduser().resolve()
+                if path.parent.name == "configs" and path.parent.parent.name == name:
+                    return str(path.parent.parent)
+    root = Path(__file__).resolve().parents[1] / "bundles" / name
+    if root.is_dir():
+        return str(root)
+    raise FileNotFoundError(f"cannot locate the bundle folder {name!r}: pass --bundle_root /path/to/{name}")
+
+
+def init_distributed(device: str | torch.device = "auto") -> torch.device:
+    """Join the ``torchrun`` process group (NCCL on GPU, gloo on CPU) and return this rank's device."""
+    device = resolve_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    logger.info(f"rank {dist.get_rank()}/{dist.get_world_size()} on {device}")
+    return device
+
+
+def is_rank_zero() -> bool:
+    """True outside distributed runs and on rank 0 of a distributed run."""
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def class_names(meta: dict) -> list[str]:
+    """Class names of a bundle, in output order, from its metadata's ``channel_def`` of the ``pred`` output.
+
+    Args:
+        meta: the parsed ``configs/metadata.json`` (``@_meta_`` in a bundle config).
+    """
+    try:
+        channel_def = meta["network_data_format"]["outputs"]["pred"]["channel_def"]
+    except (KeyError, TypeError) as e:
+        raise ValueError(
+            "configs/metadata.json: network_data_format.outputs.pred.channel_def must map output "
+            'indices to class names, e.g. {"0": "normal", "1": "abnormal"}'
+        ) from e
+    return [channel_def[k] for k in sorted(channel_def, key=int)]
+
+
+def log_run(bundle_name: str, dataset_dir: str, output_dir: str, device: torch.device | str) -> None:
+    """Create the run folder and log where a bundle reads its data and writes its outputs."""
+    if is_rank_zero():
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+    amp = "bf16 autocast" if bf16_supported(device) else "fp32"
+    logger.info(f"{bundle_name}: data {dataset_dir} -> outputs {output_dir} (device {device}, {amp})")

@@ -1,0 +1,313 @@
+"""Ignite handlers used by the bundles: atomic checkpoints, resume, the epoch log, reports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from ignite.engine import Engine, Events
+from ignite.handlers.checkpoint import BaseSaveHandler
+from monai.handlers import CheckpointLoader
+from monai.handlers import CheckpointSaver as _MonaiCheckpointSaver
+
+from medbundle.engine import is_rank_zero
+from medbundle.report import write_classification_report, write_predictions_csv
+from medbundle.utils import atomic_write
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
+
+__all__ = ["CheckpointSaver", "Resume", "EpochLogger", "PredictionsWriter", "ClassificationReport", "latest_checkpoint"]
+
+logger = logging.getLogger("medbundle.handlers")
+
+
+class _AtomicSaveHandler(BaseSaveHandler):
+    """Save a checkpoint through a temporary file and an atomic rename (readable by group and others)."""
+
+    def __init__(self, dirname: str | Path, filename: str | None = None) -> None:
+        self.dirname = Path(dirname)
+        self.filename = filename
+
+    def __call__(self, checkpoint: dict, filename: str, metadata: dict | None = None) -> None:
+        with atomic_write(self.dirname / (self.filename or filename), "wb") as f:
+            torch.save(checkpoint, f)
+
+    def remove(self, filename: str) -> None:
+        # a fixed file name is replaced atomically by the next save: removing it first would open
+        # a window in which a kill leaves no checkpoint at all
+        if self.filename is None:
+            (self.dirname / filename).unlink(missing_ok=True)
+
+
+class CheckpointSaver(_MonaiCheckpointSaver):
+    """MONAI's ``CheckpointSaver`` whose files are written atomically.
+
+    MONAI 1.6 saves with ``atomic=False``: a process killed while saving leaves a truncated file
+    that a later run fails to load, or loads wrong. Here every file goes to a temporary name first
+    and is renamed into place; a fixed-name file (``key_metric_filename``) is never deleted before
+    its replacement exists.
+
+    Args:
+        save_dir: folder of the checkpoints.
+        save_dict: objects to save.
+        engine_key: when given, the engine this handler is attached to is saved under this key too
+            (a config cannot name the trainer inside the trainer's own handlers: that is circular).
+        kwargs: the other arguments of :class:`monai.handlers.CheckpointSaver`.
+    """
+
+    def __init__(self, save_dir: str, save_dict: dict, engine_key: str | None = None, **kwargs: Any) -> None:
+        super().__init__(save_dir=save_dir, save_dict=save_dict, **kwargs)
+        self.engine_key = engine_key
+        fixed = {
+            "_final_checkpoint": kwargs.get("final_filename"),
+            "_key_metric_checkpoint": kwargs.get("key_metric_filename"),
+            "_interval_checkpoint": None,
+        }
+        for attr, filename in fixed.items():
+            checkpoint = getattr(self, attr)
+            if checkpoint is not None:
+                checkpoint.save_handler = _AtomicSaveHandler(save_dir, filename)
+
+    def attach(self, engine: Engine) -> None:
+        if self.engine_key is not None:
+            self.save_dict[self.engine_key] = engine  # the same dict object the ignite checkpoints save
+        super().attach(engine)
+
+
+def latest_checkpoint(ckpt_dir: str | Path, prefix: str = "checkpoint") -> Path | None:
+    """The interval checkpoint of the highest epoch in ``ckpt_dir`` (``<prefix>_epoch=<n>.pt``), or None."""
+    pattern = re.compile(rf"{re.escape(prefix)}_epoch=(\d+)\.pt$")
+    found = [(int(m.group(1)), p) for p in Path(ckpt_dir).glob("*.pt") if (m := pattern.search(p.name))]
+    return max(found)[1] if found else None
+
+
+class Resume:
+    """Continue an interrupted training run from its latest full checkpoint.
+
+    When enabled, at the trainer's start it loads the newest ``checkpoint_epoch=<n>.pt`` of
+    ``ckpt_dir`` (model, optimizer, scheduler, trainer state: training continues at epoch ``n+1``)
+    and, when ``best_saver`` and ``best_checkpoint`` are given, the best-model tracking of that saver
+    (so a worse epoch after resuming does not replace the best model). Without a checkpoint it
+    logs that training starts from scratch.
+
+    Args:
+        ckpt_dir: folder of the interval checkpoints.
+        load_dict: objects to restore, as saved (``{"model": ..., "optimizer": ...}``).
+        engine_key: key under which the engine this handler is attached to was saved.
+        enabled: the bundle's ``resume`` switch.
+        best_saver: the validation ``CheckpointSaver`` saving the best model with ``key_metric_save_state``.
+        best_checkpoint: file name of the best model in ``ckpt_dir``.
+        map_location: passed to ``torch.load``.
+    """
+
+    def __init__(
+        self,
+        ckpt_dir: str,
+        load_dict: dict,
+        engine_key: str | None = "trainer",
+        enabled: bool = True,
+        best_saver: _MonaiCheckpointSaver | None = None,
+        best_checkpoint: str = "model.pt",
+        map_location: Any = "cpu",
+    ) -> None:
+        self.ckpt_dir = Path(ckpt_dir)
+        self.load_dict = load_dict
+        self.engine_key = engine_key
+        self.enabled = enabled
+        self.best_saver = best_saver
+        self.best_checkpoint = best_checkpoint
+        self.map_location = map_location
+        self.resumed_from: Path | None = None
+
+    def attach(self, engine: Engine) -> None:
+        if self.enabled:
+            if self.engine_key is not None:
+                self.load_dict = {**self.load_dict, self.engine_key: engine}
+            engine.add_event_handler(Events.STARTED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        path = latest_checkpoint(self.ckpt_dir)
+        if path is None:
+            logger.info(f"resume: no checkpoint in {self.ckpt_dir}, training starts from scratch")
+            return
+        CheckpointLoader(str(path), self.load_dict, map_location=self.map_location)(engine)
+        best = self.ckpt_dir / self.best_checkpoint
+        if self.best_saver is not None and best.is_file():
+            state = torch.load(best, map_location="cpu", weights_only=False)
+            if "checkpointer" in state:
+                self.best_saver.load_state_dict(state["checkpointer"])
+        self.resumed_from = path
+        logger.info(f"resume: continuing from {path} at epoch {engine.state.epoch + 1}/{engine.state.max_epochs}")
+
+
+class EpochLogger:
+    """Write one row per epoch to a CSV file, and the same scalars to TensorBoard.
+
+    Columns: ``epoch``, ``train_loss`` (mean of the epoch's iteration losses), ``lr`` (first
+    parameter group), ``epoch_seconds`` and every metric of ``evaluator`` prefixed ``val_`` when its
+    names do not already start with it. The file is rewritten atomically each epoch; rows of an
+    interrupted run are kept, so a resumed run appends to its log. Attach it after the
+    ``ValidationHandler`` so that the validation metrics of the epoch are available.
+
+    Args:
+        log_csv: path of the CSV file.
+        optimizer: the optimizer whose learning rate is logged.
+        evaluator: the validation evaluator (optional).
+        summary_writer: a TensorBoard ``SummaryWriter`` (optional).
+        loss_key: key of the loss in the trainer's output.
+    """
+
+    def __init__(
+        self,
+        log_csv: str,
+        optimizer: torch.optim.Optimizer,
+        evaluator: Engine | None = None,
+        summary_writer: SummaryWriter | None = None,
+        loss_key: str = "loss",
+    ) -> None:
+        self.log_csv = Path(log_csv)
+        self.optimizer = optimizer
+        self.evaluator = evaluator
+        self.writer = summary_writer
+        self.loss_key = loss_key
+        self._losses: list[float] = []
+        self._start = 0.0
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_STARTED, self._epoch_started)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._iteration_completed)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def _epoch_started(self, engine: Engine) -> None:
+        self._losses, self._start = [], time.perf_counter()
+
+    def _iteration_completed(self, engine: Engine) -> None:
+        out = engine.state.output
+        loss = (out[0] if isinstance(out, list) else out)[self.loss_key]
+        self._losses.append(float(loss))
+
+    def __call__(self, engine: Engine) -> None:
+        row: dict[str, Any] = {
+            "epoch": engine.state.epoch,
+            "train_loss": float(np.mean(self._losses)) if self._losses else float("nan"),
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "epoch_seconds": round(time.perf_counter() - self._start, 3),
+        }
+        if self.evaluator is not None:
+            for name, value in self.evaluator.state.metrics.items():
+                if np.isscalar(value) or (torch.is_tensor(value) and value.numel() == 1):
+                    row[name if name.startswith("val_") else f"val_{name}"] = float(value)
+        rows = []
+        if self.log_csv.is_file():
+            with open(self.log_csv, newline="") as f:
+                rows = list(csv.DictReader(f))
+        rows.append(row)
+        fields = list(dict.fromkeys(k for r in rows for k in r))
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+        with atomic_write(self.log_csv, newline="") as f:
+            f.write(buf.getvalue())
+        if self.writer is not None:
+            for key, value in row.items():
+                if key != "epoch":
+                    self.writer.add_scalar(key, value, engine.state.epoch)
+            self.writer.flush()
+
+
+class PredictionsWriter:
+    """Collect an evaluator's class probabilities and write them as a CSV file at the end.
+
+    Expects the evaluator's post-processing to leave class probabilities in ``pred`` and the batch
+    to carry an ``id`` per item (the datalists of :func:`medbundle.data.load_datalists` do).
+
+    Args:
+        output_dir: folder of the outputs (``predictions.csv``).
+        class_names: names of the classes, in output order.
+        pred_key: key of the probabilities in the engine output.
+        label_key: key of the (one-hot or index) label, when present.
+        id_key: key of the item identifier in the batch.
+    """
+
+    def __init__(
+        self,
+        output_dir: str,
+        class_names: Sequence[str],
+        pred_key: str = "pred",
+        label_key: str = "label",
+        id_key: str = "id",
+    ) -> None:
+        self.output_dir = Path(output_dir)
+        self.class_names = list(class_names)
+        self.pred_key, self.label_key, self.id_key = pred_key, label_key, id_key
+        self.reset()
+
+    def reset(self, engine: Engine | None = None) -> None:
+        self.ids: list[str] = []
+        self.probs: list[np.ndarray] = []
+        self.labels: list[int] = []
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self.reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self.collect)
+        engine.add_event_handler(Events.COMPLETED, self)
+
+    def collect(self, engine: Engine) -> None:
+        for item, out in zip(engine.state.batch, engine.state.output):
+            self.ids.append(str(item.get(self.id_key, len(self.ids))))
+            self.probs.append(np.asarray(out[self.pred_key].detach().float().cpu()).reshape(-1))
+            label = out.get(self.label_key)
+            if label is not None:
+                label = np.asarray(label.detach().cpu() if torch.is_tensor(label) else label).reshape(-1)
+                self.labels.append(int(label.argmax()) if label.size > 1 else int(label[0]))
+
+    def __call__(self, engine: Engine) -> None:
+        if is_rank_zero():
+            labels = np.asarray(self.labels) if len(self.labels) == len(self.ids) else None
+            path = self.output_dir / "predictions.csv"
+            write_predictions_csv(path, self.ids, np.stack(self.probs), self.class_names, y_true=labels)
+            logger.info(f"wrote {len(self.ids)} predictions to {path}")
+
+
+class ClassificationReport(PredictionsWriter):
+    """Write the full evaluation report of a labelled test set when the evaluator completes.
+
+    See :func:`medbundle.report.write_classification_report` for the files (metrics JSON,
+    classification report, confusion matrix, ROC and reliability plots, training curves from
+    ``log_csv``, predictions CSV).
+
+    Args:
+        output_dir: folder of the report.
+        class_names: names of the classes, in output order.
+        log_csv: the training run's epoch log, drawn as training curves when it exists.
+        kwargs: the keys of :class:`PredictionsWriter`.
+    """
+
+    def __init__(self, output_dir: str, class_names: Sequence[str], log_csv: str | None = None, **kwargs: Any) -> None:
+        super().__init__(output_dir, class_names, **kwargs)
+        self.log_csv = log_csv
+        self.metrics: dict = {}
+
+    def __call__(self, engine: Engine) -> None:
+        if not is_rank_zero():
+            return
+        if len(self.labels) != len(self.ids):
+            raise ValueError("ClassificationReport needs a label for every item: use PredictionsWriter for unlabelled data")
+        self.metrics = write_classification_report(
+            self.output_dir,
+            np.asarray(self.labels),
+            np.stack(self.probs),
+            self.class_names,
+            ids=self.ids,
+            log_csv=self.log_csv,
+        )

@@ -1,0 +1,129 @@
+"""Transforms that turn any supported 2D image into a one-channel float image.
+
+MONAI's ``LoadImage`` already reads PNG/JPEG/BMP/TIFF (PIL), DICOM (pydicom) and NIfTI (nibabel);
+medbundle adds slices of seed-style ``.mat`` files (``"/data/Train.mat#12"``, see
+:class:`medbundle.data.MatSliceReader`) and reads every format in the same (row, column) order, so
+that a model trained on ``.mat`` slices sees exported PNGs of the same slices the same way round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.data import PILReader, PydicomReader
+from monai.transforms import LoadImage, MapTransform, Transform
+
+from medbundle.data.errors import DataError
+from medbundle.data.matfile import MatSliceReader
+
+__all__ = ["ToGrayscale", "ToGrayscaled", "LoadImage2D", "LoadImage2Dd"]
+
+_LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
+
+
+class ToGrayscale(Transform):
+    """Reduce a channel-first 2D image to one channel.
+
+    One channel is kept; RGB becomes BT.601 luminance; RGBA drops alpha first; grey+alpha keeps
+    grey. Trailing singleton spatial dimensions (a 2D DICOM or NIfTI read as H x W x 1) are removed.
+
+    Args:
+        filename: name used in error messages when the image is not 2D.
+    """
+
+    def __call__(self, img: torch.Tensor, filename: str = "") -> torch.Tensor:
+        while img.ndim > 3 and img.shape[-1] == 1:
+            img = img[..., 0]
+        if img.ndim != 3:
+            raise DataError(
+                f"{filename or 'image'}: expected a 2D image, got shape {tuple(img.shape[1:])} (after the channel). "
+                "medbundle classifies 2D slices: export the slices of a volume as 2D files."
+            )
+        c = img.shape[0]
+        if c == 1:
+            return img
+        if c in (3, 4):
+            w = torch.as_tensor(_LUMA, dtype=img.dtype, device=img.device).view(3, 1, 1)
+            return (img[:3] * w).sum(0, keepdim=True)
+        return img[:1]
+
+
+class ToGrayscaled(MapTransform):
+    """Dictionary version of :class:`ToGrayscale`.
+
+    Args:
+        keys: keys of the images to convert.
+        allow_missing_keys: don't raise when a key is missing.
+    """
+
+    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.converter = ToGrayscale()
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.converter(d[key])
+        return d
+
+
+class LoadImage2D(Transform):
+    """Load a 2D image of any supported format as a ``(1, H, W)`` float32 image.
+
+    Readers, first match wins: ``.mat`` slices, PIL (``reverse_indexing=False``: rows first),
+    pydicom (``swap_ij=False``: rows first) and MONAI's defaults (NIfTI and others). The result is
+    grey-scale (:class:`ToGrayscale`), float32, and any non-finite pixel is an error naming the file.
+
+    Args:
+        data_key: image variable of ``.mat`` files.
+        label_key: label variable of ``.mat`` files.
+        image_only: return only the image (default) or ``(image, meta)``.
+    """
+
+    def __init__(self, data_key: str = "data", label_key: str = "label", image_only: bool = True) -> None:
+        readers = [MatSliceReader(data_key=data_key, label_key=label_key), PILReader(reverse_indexing=False)]
+        readers.append(PydicomReader(swap_ij=False))
+        self.loader = LoadImage(reader=readers, image_only=True, ensure_channel_first=True, dtype=np.float32)
+        self.gray = ToGrayscale()
+
+    def __call__(self, filename: str) -> torch.Tensor:
+        try:
+            img = self.loader(filename)
+        except DataError:
+            raise
+        except Exception as e:  # a file that passed the preflight check but fails now (changed on disk)
+            raise DataError(f"{filename}: cannot be read as an image ({e}). Replace or remove the file.") from e
+        img = self.gray(img, filename=str(filename))
+        if not torch.isfinite(img).all():
+            raise DataError(f"{filename}: contains NaN or infinite pixels. Fix or remove the image.")
+        return img
+
+
+class LoadImage2Dd(MapTransform):
+    """Dictionary version of :class:`LoadImage2D`.
+
+    Args:
+        keys: keys holding file names (for example ``"image"`` and ``"mask"``).
+        data_key: image variable of ``.mat`` files.
+        label_key: label variable of ``.mat`` files.
+        allow_missing_keys: don't raise when a key is missing (an item without a mask).
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        data_key: str = "data",
+        label_key: str = "label",
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.loader = LoadImage2D(data_key=data_key, label_key=label_key)
+
+    def __call__(self, data: Mapping[Hashable, str]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.loader(d[key])
+        return d

@@ -1,0 +1,74 @@
+"""Small shared utilities: atomic file writes and default run locations."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+__all__ = ["atomic_write", "atomic_write_json", "medbundle_home", "default_output_dir", "default_dataset_dir"]
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[Any]:
+    """Open a temporary file next to ``path`` and move it into place only when the block succeeds.
+
+    A process killed inside the block leaves the previous ``path`` (or nothing), never a truncated file.
+
+    Args:
+        path: final file path; parent folders are created.
+        mode: ``"w"`` for text or ``"wb"`` for bytes.
+        kwargs: passed to :func:`open` (for example ``newline=""``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    with atomic_write(path) as f:
+        json.dump(obj, f, indent=2, default=_json_default)
+        f.write("\n")
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "item"):
+        return o.item()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def medbundle_home() -> Path:
+    """Root of medbundle's default outputs: ``$MEDBUNDLE_HOME`` or ``~/medbundle``."""
+    return Path(os.environ.get("MEDBUNDLE_HOME", Path.home() / "medbundle")).expanduser()
+
+
+def default_output_dir(bundle_root: str | os.PathLike) -> str:
+    """Default run folder of a bundle: ``<medbundle_home>/runs/<bundle folder name>``.
+
+    Outputs never go into the source tree by default; ``--output_dir`` overrides this.
+    """
+    return str(medbundle_home() / "runs" / Path(bundle_root).resolve().name)
+
+
+def default_dataset_dir(bundle_root: str | os.PathLike) -> str:
+    """Default data folder of a bundle: ``<medbundle_home>/data/<bundle folder name>`` (demo data is made there)."""
+    return str(medbundle_home() / "data" / Path(bundle_root).resolve().name)
