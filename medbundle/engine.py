@@ -22,6 +22,7 @@ __all__ = [
     "is_rank_zero",
     "class_names",
     "log_run",
+    "require_file",
 ]
 
 logger = logging.getLogger("medbundle.engine")
@@ -155,3 +156,16 @@ def log_run(bundle_name: str, dataset_dir: str, output_dir: str, device: torch.d
         Path(output_dir).mkdir(parents=True, exist_ok=True)
     amp = "bf16 autocast" if bf16_supported(device) else "fp32"
     logger.info(f"{bundle_name}: data {dataset_dir} -> outputs {output_dir} (device {device}, {amp})")
+
+
+def require_file(path: str, what: str, hint: str) -> str:
+    """Return ``path`` when it is a file; otherwise stop with a message saying what is missing and what to do.
+
+    Args:
+        path: the file needed.
+        what: what the file is, for the message (e.g. ``"trained model"``).
+        hint: what to do about it.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no {what} at {path}: {hint}")
+    return path

@@ -54,7 +54,9 @@ class CheckpointSaver(_MonaiCheckpointSaver):
     MONAI 1.6 saves with ``atomic=False``: a process killed while saving leaves a truncated file
     that a later run fails to load, or loads wrong. Here every file goes to a temporary name first
     and is renamed into place; a fixed-name file (``key_metric_filename``) is never deleted before
-    its replacement exists.
+    its replacement exists. ``state_dict``/``load_state_dict`` carry the record of the best
+    key-metric checkpoint, so saving this saver inside the full training state lets a resumed run
+    keep its best model until a better one comes.
 
     Args:
         save_dir: folder of the checkpoints.
@@ -77,6 +79,13 @@ class CheckpointSaver(_MonaiCheckpointSaver):
             if checkpoint is not None:
                 checkpoint.save_handler = _AtomicSaveHandler(save_dir, filename)
 
+    def state_dict(self) -> dict:
+        return self._key_metric_checkpoint.state_dict() if self._key_metric_checkpoint is not None else {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if self._key_metric_checkpoint is not None and state_dict:
+            super().load_state_dict(state_dict)
+
     def attach(self, engine: Engine) -> None:
         if self.engine_key is not None:
             self.save_dict[self.engine_key] = engine  # the same dict object the ignite checkpoints save
@@ -94,18 +103,15 @@ class Resume:
     """Continue an interrupted training run from its latest full checkpoint.
 
     When enabled, at the trainer's start it loads the newest ``checkpoint_epoch=<n>.pt`` of
-    ``ckpt_dir`` (model, optimizer, scheduler, trainer state: training continues at epoch ``n+1``)
-    and, when ``best_saver`` and ``best_checkpoint`` are given, the best-model tracking of that saver
-    (so a worse epoch after resuming does not replace the best model). Without a checkpoint it
-    logs that training starts from scratch.
+    ``ckpt_dir`` into ``load_dict`` (model, optimizer, scheduler, the best-model saver's record,
+    and the trainer itself: training continues at epoch ``n+1``). Without a checkpoint it logs
+    that training starts from scratch.
 
     Args:
         ckpt_dir: folder of the interval checkpoints.
         load_dict: objects to restore, as saved (``{"model": ..., "optimizer": ...}``).
         engine_key: key under which the engine this handler is attached to was saved.
         enabled: the bundle's ``resume`` switch.
-        best_saver: the validation ``CheckpointSaver`` saving the best model with ``key_metric_save_state``.
-        best_checkpoint: file name of the best model in ``ckpt_dir``.
         map_location: passed to ``torch.load``.
     """
 
@@ -115,16 +121,12 @@ class Resume:
         load_dict: dict,
         engine_key: str | None = "trainer",
         enabled: bool = True,
-        best_saver: _MonaiCheckpointSaver | None = None,
-        best_checkpoint: str = "model.pt",
         map_location: Any = "cpu",
     ) -> None:
         self.ckpt_dir = Path(ckpt_dir)
         self.load_dict = load_dict
         self.engine_key = engine_key
         self.enabled = enabled
-        self.best_saver = best_saver
-        self.best_checkpoint = best_checkpoint
         self.map_location = map_location
         self.resumed_from: Path | None = None
 
@@ -140,11 +142,6 @@ class Resume:
             logger.info(f"resume: no checkpoint in {self.ckpt_dir}, training starts from scratch")
             return
         CheckpointLoader(str(path), self.load_dict, map_location=self.map_location)(engine)
-        best = self.ckpt_dir / self.best_checkpoint
-        if self.best_saver is not None and best.is_file():
-            state = torch.load(best, map_location="cpu", weights_only=False)
-            if "checkpointer" in state:
-                self.best_saver.load_state_dict(state["checkpointer"])
         self.resumed_from = path
         logger.info(f"resume: continuing from {path} at epoch {engine.state.epoch + 1}/{engine.state.max_epochs}")
 
