@@ -119,7 +119,11 @@ def find_bundle_root(name: str) -> str:
 
 
 def init_distributed(device: str | torch.device = "auto") -> torch.device:
-    """Join the ``torchrun`` process group (NCCL on GPU, gloo on CPU) and return this rank's device."""
+    """Join the ``torchrun`` process group (NCCL on GPU, gloo on CPU) and return this rank's device.
+
+    Args:
+        device: this rank's device, or ``"auto"`` (``cuda:$LOCAL_RANK`` where CUDA is available).
+    """
     device = resolve_device(device)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")

@@ -149,8 +149,8 @@ class Resume:
 class EpochLogger:
     """Write one row per epoch to a CSV file, and the same scalars to TensorBoard.
 
-    Columns: ``epoch``, ``train_loss`` (mean of the epoch's iteration losses), ``lr`` (first
-    parameter group), ``epoch_seconds`` and every metric of ``evaluator`` prefixed ``val_`` when its
+    Columns: ``epoch``, ``train_loss`` (mean of the epoch's iteration losses), ``lr`` (of the first
+    parameter group, as used during the epoch), ``epoch_seconds`` and every metric of ``evaluator`` prefixed ``val_`` when its
     names do not already start with it. The file is rewritten atomically each epoch; rows of an
     interrupted run are kept, so a resumed run appends to its log. Attach it after the
     ``ValidationHandler`` so that the validation metrics of the epoch are available.
@@ -178,6 +178,7 @@ class EpochLogger:
         self.loss_key = loss_key
         self._losses: list[float] = []
         self._start = 0.0
+        self._lr = float("nan")
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.EPOCH_STARTED, self._epoch_started)
@@ -186,6 +187,7 @@ class EpochLogger:
 
     def _epoch_started(self, engine: Engine) -> None:
         self._losses, self._start = [], time.perf_counter()
+        self._lr = self.optimizer.param_groups[0]["lr"]
 
     def _iteration_completed(self, engine: Engine) -> None:
         out = engine.state.output
@@ -196,7 +198,7 @@ class EpochLogger:
         row: dict[str, Any] = {
             "epoch": engine.state.epoch,
             "train_loss": float(np.mean(self._losses)) if self._losses else float("nan"),
-            "lr": self.optimizer.param_groups[0]["lr"],
+            "lr": self._lr,
             "epoch_seconds": round(time.perf_counter() - self._start, 3),
         }
         if self.evaluator is not None:

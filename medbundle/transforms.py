@@ -13,9 +13,10 @@ from collections.abc import Hashable, Mapping
 import numpy as np
 import torch
 from monai.config import KeysCollection
-from monai.data import PILReader, PydicomReader
+from monai.data import ImageReader, NibabelReader, PILReader, PydicomReader
 from monai.transforms import LoadImage, MapTransform, Transform
 
+from medbundle.data.datalist import is_dicom
 from medbundle.data.errors import DataError
 from medbundle.data.matfile import MatSliceReader
 
@@ -73,8 +74,9 @@ class ToGrayscaled(MapTransform):
 class LoadImage2D(Transform):
     """Load a 2D image of any supported format as a ``(1, H, W)`` float32 image.
 
-    Readers, first match wins: ``.mat`` slices, PIL (``reverse_indexing=False``: rows first),
-    pydicom (``swap_ij=False``: rows first) and MONAI's defaults (NIfTI and others). The result is
+    The reader is chosen by file name: ``.mat`` slices, PIL (``reverse_indexing=False``: rows first),
+    pydicom (``swap_ij=False``: rows first; also DICOM files without an extension), nibabel for
+    NIfTI (array order as stored), and MONAI's defaults for anything else. The result is
     grey-scale (:class:`ToGrayscale`), float32, and any non-finite pixel is an error naming the file.
 
     Args:
@@ -84,14 +86,24 @@ class LoadImage2D(Transform):
     """
 
     def __init__(self, data_key: str = "data", label_key: str = "label", image_only: bool = True) -> None:
-        readers = [MatSliceReader(data_key=data_key, label_key=label_key), PILReader(reverse_indexing=False)]
-        readers.append(PydicomReader(swap_ij=False))
-        self.loader = LoadImage(reader=readers, image_only=True, ensure_channel_first=True, dtype=np.float32)
+        self.dicom = PydicomReader(swap_ij=False)
+        self.readers = [MatSliceReader(data_key=data_key, label_key=label_key), PILReader(reverse_indexing=False)]
+        self.readers.append(NibabelReader())
+        self.loader = LoadImage(image_only=True, ensure_channel_first=True, dtype=np.float32)
         self.gray = ToGrayscale()
+
+    def _reader_for(self, filename: str) -> ImageReader | None:
+        for reader in self.readers:
+            if reader.verify_suffix(filename):
+                return reader
+        # pydicom's reader claims every name, so DICOM is recognised by suffix or content here
+        if filename.lower().endswith((".dcm", ".dicom")) or is_dicom(filename):
+            return self.dicom
+        return None  # MONAI chooses by suffix
 
     def __call__(self, filename: str) -> torch.Tensor:
         try:
-            img = self.loader(filename)
+            img = self.loader(filename, reader=self._reader_for(str(filename)))
         except DataError:
             raise
         except Exception as e:  # a file that passed the preflight check but fails now (changed on disk)

@@ -37,7 +37,7 @@ from medbundle.data.errors import DataError
 from medbundle.data.matfile import SLICE_PATTERN, read_mat
 from medbundle.utils import atomic_write_json
 
-__all__ = ["load_datalists", "list_inputs", "stratified_split", "IMAGE_SUFFIXES", "SPLITS"]
+__all__ = ["load_datalists", "list_inputs", "stratified_split", "is_dicom", "IMAGE_SUFFIXES", "SPLITS"]
 
 logger = logging.getLogger("medbundle.data")
 
@@ -221,8 +221,11 @@ def _scan(folder: Path) -> tuple[list[Path], list[Path]]:
 
 def _is_image(path: Path) -> bool:
     """A supported image file by its name, or a DICOM file by its ``DICM`` preamble."""
-    if path.name.lower().endswith(IMAGE_SUFFIXES):
-        return True
+    return path.name.lower().endswith(IMAGE_SUFFIXES) or is_dicom(path)
+
+
+def is_dicom(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a DICOM file, by the ``DICM`` marker after its 128-byte preamble."""
     try:
         with open(path, "rb") as f:
             f.seek(128)

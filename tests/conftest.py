@@ -1,0 +1,48 @@
+"""Shared fixtures: the repository layout, small demo data, and running bundle commands as a user does."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLES = REPO / "bundles"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def bundle_config(task: str, *names: str) -> str:
+    """The ``--config_file`` value for ``names`` (``"train"``, ``"evaluate"``, ...) of bundle ``task``.
+
+    Names containing a ``/`` are taken relative to the repository root (top-level overlays).
+    """
+    files = [str(REPO / n) if "/" in n else str(BUNDLES / task / "configs" / f"{n}.json") for n in names]
+    return files[0] if len(files) == 1 else "[" + ",".join(repr(f) for f in files) + "]"
+
+
+def run_bundle(config_file: str, *args: str, cwd: Path | None = None, timeout: int = 600, check: bool = True,
+               launcher: list[str] | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m monai.bundle run --config_file ... <args>`` in a subprocess, as a user types it."""
+    cmd = (launcher or [sys.executable]) + ["-m", "monai.bundle", "run", "--config_file", config_file, *args]
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def ct_demo_dir(tmp_path_factory) -> Path:
+    """A small synthetic brain-CT set in the seed's .mat format (shared by the bundle tests)."""
+    from medbundle.data import make_ct_demo
+
+    return make_ct_demo(tmp_path_factory.mktemp("ct_demo"), n_train=48, n_val=24, n_test=24, size=64, seed=1)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path, monkeypatch):
+    """Keep every default output of the code under test inside the test's temporary folder."""
+    monkeypatch.setenv("MEDBUNDLE_HOME", str(tmp_path / "medbundle_home"))
