@@ -100,12 +100,14 @@ def latest_checkpoint(ckpt_dir: str | Path, prefix: str = "checkpoint") -> Path 
 
 
 class Resume:
-    """Continue an interrupted training run from its latest full checkpoint.
+    """Continue an interrupted training run from its latest full checkpoint, or start afresh.
 
     When enabled, at the trainer's start it loads the newest ``checkpoint_epoch=<n>.pt`` of
     ``ckpt_dir`` into ``load_dict`` (model, optimizer, scheduler, the best-model saver's record,
     and the trainer itself: training continues at epoch ``n+1``). Without a checkpoint it logs
-    that training starts from scratch.
+    that training starts from scratch. When disabled, the interval checkpoints and the epoch log
+    of an earlier run in the same folder are removed, so that they neither mix with the new run's
+    nor get resumed later in its place.
 
     Args:
         ckpt_dir: folder of the interval checkpoints.
@@ -113,6 +115,7 @@ class Resume:
         engine_key: key under which the engine this handler is attached to was saved.
         enabled: the bundle's ``resume`` switch.
         map_location: passed to ``torch.load``.
+        log_csv: the run's epoch log (see :class:`EpochLogger`), removed on a fresh start.
     """
 
     def __init__(
@@ -122,8 +125,10 @@ class Resume:
         engine_key: str | None = "trainer",
         enabled: bool = True,
         map_location: Any = "cpu",
+        log_csv: str | None = None,
     ) -> None:
         self.ckpt_dir = Path(ckpt_dir)
+        self.log_csv = Path(log_csv) if log_csv else None
         self.load_dict = load_dict
         self.engine_key = engine_key
         self.enabled = enabled
@@ -135,6 +140,20 @@ class Resume:
             if self.engine_key is not None:
                 self.load_dict = {**self.load_dict, self.engine_key: engine}
             engine.add_event_handler(Events.STARTED, self)
+        elif is_rank_zero():
+            engine.add_event_handler(Events.STARTED, self._fresh_start)
+
+    def _fresh_start(self, engine: Engine) -> None:
+        stale = sorted(self.ckpt_dir.glob("checkpoint_epoch=*.pt")) if self.ckpt_dir.is_dir() else []
+        if self.log_csv is not None and self.log_csv.is_file():
+            stale.append(self.log_csv)
+        for path in stale:
+            path.unlink()
+        if stale:
+            logger.warning(
+                f"fresh run in {self.ckpt_dir.parent}: removed {len(stale)} file(s) of an earlier run there "
+                "(pass --resume true to continue a run instead)"
+            )
 
     def __call__(self, engine: Engine) -> None:
         path = latest_checkpoint(self.ckpt_dir)

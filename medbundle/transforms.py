@@ -47,6 +47,8 @@ class ToGrayscale(Transform):
         if c == 1:
             return img
         if c in (3, 4):
+            if not img.is_floating_point():
+                img = img.float()
             w = torch.as_tensor(_LUMA, dtype=img.dtype, device=img.device).view(3, 1, 1)
             return (img[:3] * w).sum(0, keepdim=True)
         return img[:1]

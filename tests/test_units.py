@@ -893,3 +893,30 @@ def test_epoch_logger_list_output(tmp_path):
     rows = _read_csv(log)
     assert len(rows) == 1 and float(rows[0]["train_loss"]) == 3.0
     assert not any(k.startswith("val_") for k in rows[0])
+
+
+def test_resume_disabled_clears_an_earlier_run(tmp_path):
+    """A fresh run in a used folder removes the earlier run's interval checkpoints and log (not the best model)."""
+    from ignite.engine import Engine
+
+    from medbundle.handlers import Resume, latest_checkpoint
+
+    ckpt_dir = tmp_path / "models"
+    ckpt_dir.mkdir()
+    for name in ("checkpoint_epoch=5.pt", "checkpoint_epoch=6.pt", "model.pt"):
+        (ckpt_dir / name).write_bytes(b"old")
+    log = tmp_path / "train_log.csv"
+    log.write_text("epoch,train_loss\n1,0.5\n")
+    engine = Engine(lambda e, b: None)
+    Resume(str(ckpt_dir), {}, enabled=False, log_csv=str(log)).attach(engine)
+    engine.run([0], max_epochs=1)
+    assert latest_checkpoint(ckpt_dir) is None and not log.exists()
+    assert (ckpt_dir / "model.pt").read_bytes() == b"old"
+
+
+def test_to_grayscale_integer_rgb():
+    from medbundle.transforms import ToGrayscale
+
+    img = torch.zeros(3, 2, 2, dtype=torch.uint8)
+    img[0] = 200
+    assert torch.allclose(ToGrayscale()(img), torch.full((1, 2, 2), 0.299 * 200))
