@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -30,10 +31,14 @@ logger = logging.getLogger("medbundle.engine")
 
 def bf16_supported(device: torch.device | str) -> bool:
     """Whether bf16 autocast pays on ``device``: a CUDA GPU with bf16, or a CPU with AVX512-BF16 or AMX."""
-    device = torch.device(device)
-    if device.type == "cuda":
+    return _bf16_supported(torch.device(device).type)
+
+
+@functools.lru_cache(maxsize=None)
+def _bf16_supported(device_type: str) -> bool:
+    if device_type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
+    if device_type == "cpu":
         try:
             flags = Path("/proc/cpuinfo").read_text()
         except OSError:

@@ -211,7 +211,7 @@ class EpochLogger:
     def _iteration_completed(self, engine: Engine) -> None:
         out = engine.state.output
         loss = (out[0] if isinstance(out, list) else out)[self.loss_key]
-        self._losses.append(float(loss))
+        self._losses.append(float(loss.detach()) if torch.is_tensor(loss) else float(loss))
 
     def __call__(self, engine: Engine) -> None:
         row: dict[str, Any] = {

@@ -6,52 +6,56 @@ What is compared
 *Bundle*: the real ``SupervisedTrainer`` of ``bundles/ct_infection/configs/train.json``, parsed with
 ``monai.bundle.ConfigParser`` (``train.json`` + ``metadata.json``), with every train handler and
 writer of the bundle attached (LR scheduler, ``StatsHandler``, per-epoch full checkpoint, TensorBoard
-per-iteration loss, the epoch CSV log, ...). Only two things are overridden:
+per-iteration loss, the epoch CSV log, ...). Overrides:
 
-* ``dataset_dir`` / ``output_dir`` point at a temporary folder holding small synthetic demo data
-  made by :func:`medbundle.data.make_ct_demo` (``--n-train`` images; ``--n-val``/``--n-test`` tiny);
-* validation is switched off with the override ``val_interval = 10**9`` (the ``ValidationHandler``
-  stays attached but never fires), so that the comparison is about training only.
-  ``epochs`` is set to ``--warmup + --rounds`` (the trainer's ``max_epochs``; it only changes the
-  cosine LR schedule's length, not the cost of a step).
+* ``dataset_dir`` / ``output_dir`` point at a temporary folder holding synthetic demo data made by
+  :func:`medbundle.data.make_ct_demo` (``--n-train`` images, 900 by default as in the demo, so an
+  epoch has the demo's 29 iterations; ``--n-val``/``--n-test`` tiny);
+* validation is switched off with ``val_interval = 10**9`` (the ``ValidationHandler`` stays attached
+  but never fires), so that the comparison is about training only;
+* ``epochs`` (the trainer's ``max_epochs`` and the cosine schedule's length) is set a little above the
+  number of epochs benchmarked, so the run never completes; it does not change the cost of a step.
 
 *Hand*: a plain PyTorch loop on a deep copy of the bundle's network taken before either side trains
 (same architecture, same initial weights, same channels-last parameters), the bundle's own loss
 object, a fresh ``torch.optim.Adam`` built with the bundle optimizer's parameter groups and
 hyper-parameters (lr, betas, eps, weight decay per group), and exactly what the bundle's
 ``AutocastInferer`` does: inputs made channels-last, the forward pass under
-``torch.autocast(device_type, dtype=torch.bfloat16, enabled=...)`` (the ``enabled`` decision made
-once, from the inferer's ``amp`` setting and :func:`medbundle.engine.bf16_supported`), logits cast
-back with ``.float()``; then ``loss.mean()``, ``zero_grad()``, ``backward()``, ``step()`` and a
-``loss.item()`` per step (a hand loop logs its loss too).
+``torch.autocast(device_type, dtype=torch.bfloat16, enabled=...)`` (``enabled`` decided once, from
+the inferer's ``amp`` setting and :func:`medbundle.engine.bf16_supported`), logits cast back with
+``.float()``; then ``loss.mean()``, ``zero_grad()``, ``backward()``, ``step()`` and a
+``loss.item()`` per step (a hand loop logs its loss too). Before timing, the two forward paths are
+checked to give identical logits and loss on the first batch (eval mode, no grad).
 
 Data
 ----
 By default (``--data batches``) one epoch of batches is drawn once from the bundle's own
 ``train#dataloader`` (its caching, augmentation and collation) and kept in a list; the trainer's
-data loader is replaced by that list and the hand loop iterates the same list, so both sides train
-on the identical batches and no augmentation cost is timed. With ``--data loader`` both sides
-iterate the bundle's ``train#dataloader`` itself every epoch (random augmentation and collation
-are then timed on both sides as well).
+data loader is replaced by that list and the hand loop steps through the same list in the same
+order, so the two sides train on identical batches and no augmentation is timed. With
+``--data loader`` both sides iterate the bundle's ``train#dataloader`` itself (random augmentation
+and collation are then timed on both sides).
 
 Timing
 ------
-One timed unit is one epoch (all batches of the list / loader) of each side: for the bundle, one
-``trainer.run()`` that is stopped with ``engine.terminate()`` by a handler attached after all of the
-bundle's ``EPOCH_COMPLETED`` handlers and resumed at the next epoch by the next ``run()``; so a
-bundle epoch includes every per-iteration and per-epoch handler (checkpoint save, CSV log, LR
-step), amortised over the epoch's iterations exactly as in a real run with the same epoch length
-(the default ``--n-train 900`` gives the demo's 29 iterations of up to 32 images). After
-``--warmup`` untimed epochs of each side, ``--rounds`` rounds are run, alternating the order
-(bundle, hand), (hand, bundle), ... to spread drift and neighbours' load on a shared machine; the
-figure of each side is the median over the rounds of its per-iteration time (epoch wall time /
-iterations). The headline ``bundle/hand ratio`` is the ratio of these medians; the median of the
-per-round paired ratios and a "step-only" ratio (bundle epochs without their epoch-level handlers,
-i.e. from the trainer's ``EPOCH_STARTED`` to its last ``ITERATION_COMPLETED``) and the ratio of the
-median process CPU times per epoch (less sensitive to other processes competing for the cores)
-are reported too.
-``torch.set_num_threads(--threads)`` is set once for both sides. Before timing, the two forward
-paths are checked to give identical logits on the first batch (eval mode, no grad).
+The two sides are interleaved one training step at a time, the order alternating: bundle, hand,
+hand, bundle, bundle, hand, ... so that both see the same machine load (this matters on a shared
+2-core machine, where other processes make whole-epoch timings vary by 2x or more). The bundle is
+stepped by its real ignite loop: a handler attached after all of the bundle's
+``ITERATION_COMPLETED`` handlers calls ``engine.interrupt()`` and the next ``trainer.run()``
+resumes it, so one timed bundle step covers ignite's loop, fetching the batch, ``prepare_batch``,
+the inferer, loss, backward, optimizer step and every per-iteration handler. The step that crosses
+an epoch boundary also runs the bundle's epoch-level handlers (checkpoint save, CSV log, LR step);
+their cost is measured as that step's time minus the median step, and spread over the epoch's
+iterations. After ``--warmup`` untimed epochs, ``--epochs`` epochs are timed; with ``B`` the median
+bundle step, ``E`` the median epoch-level cost, ``n`` the iterations per epoch and ``H`` the median
+hand step (full batches only):
+
+* ``bundle/hand ratio`` (the headline) = ``(B + E / n) / H``;
+* also reported: ``B / H`` (step only), the median of the paired per-step ratios, and the ratio of
+  median process CPU times per step (less sensitive to other processes competing for the cores).
+
+images/s = batch size / per-step time. ``torch.set_num_threads(--threads)`` is set once for both.
 
 Demo run
 --------
@@ -59,22 +63,24 @@ Unless ``--skip-demo-run``, the default demo is then run end to end as a user ty
 subprocess from the repository root with a fresh temporary ``MEDBUNDLE_HOME``::
 
     python -m monai.bundle run --config_file bundles/ct_infection/configs/train.json
-    python -m monai.bundle run --config_file "['bundles/ct_infection/configs/train.json','bundles/ct_infection/configs/evaluate.json']"
+    python -m monai.bundle run --config_file \\
+        "['bundles/ct_infection/configs/train.json','bundles/ct_infection/configs/evaluate.json']"
 
 Each command's wall time is measured (the training one includes making the demo data), and the
 test accuracy and macro one-vs-rest AUC are read from
-``<MEDBUNDLE_HOME>/runs/ct_infection/eval/metrics.json``.
+``<MEDBUNDLE_HOME>/runs/ct_infection/eval/metrics.json``. These wall times are whatever the machine
+gives at the time: on a shared machine, check the load (``uptime``) before quoting them.
 
 Output
 ------
-A Markdown table of all figures on stdout, and the same figures as JSON written atomically to
-``--out`` (default: ``<system temp dir>/medbundle_benchmark_training.json``, never inside the
-repository).
+A Markdown table of all figures on stdout, and the same figures (with every per-step time) as JSON
+written atomically to ``--out`` (default: ``<system temp dir>/medbundle_benchmark_training.json``,
+never inside the repository).
 
 Examples::
 
-    python scripts/benchmark_training.py                       # defaults, with the demo run (~10 min on 2 cores)
-    python scripts/benchmark_training.py --n-train 96 --rounds 2 --skip-demo-run   # quick check
+    python scripts/benchmark_training.py                       # defaults, with the demo run
+    python scripts/benchmark_training.py --n-train 96 --epochs 2 --skip-demo-run   # quick check
 """
 
 from __future__ import annotations
@@ -100,6 +106,18 @@ BUNDLE = REPO / "bundles" / BUNDLE_NAME
 TRAIN_JSON = f"bundles/{BUNDLE_NAME}/configs/train.json"
 EVAL_JSON = f"bundles/{BUNDLE_NAME}/configs/evaluate.json"
 DEFAULT_OUT = Path(tempfile.gettempdir()) / "medbundle_benchmark_training.json"
+# benchmark this checkout's medbundle, whichever copy happens to be pip-installed
+if str(REPO) not in sys.path[:1]:
+    sys.path.insert(0, str(REPO))
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show defaults, except for on/off flags (their help says it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -110,36 +128,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "bundle/hand ratio, then time the default demo train + evaluate commands and report test accuracy/AUC. "
             "See the module docstring for the method."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("--n-train", type=int, default=900,
                    help="training images of the synthetic data; 900 = the demo's, i.e. the demo's epoch length")
     p.add_argument("--n-val", type=int, default=9, help="validation images (validation is off; kept tiny)")
     p.add_argument("--n-test", type=int, default=9, help="test images (unused by the benchmark; kept tiny)")
     p.add_argument("--batch-size", type=int, default=None,
-                   help="override the bundle's batch_size (default: the bundle's)")
+                   help="override the bundle's batch_size (None: the bundle's own)")
     p.add_argument("--data", choices=("batches", "loader"), default="batches",
                    help="'batches': both sides iterate one epoch of batches pre-collated from train#dataloader; "
                         "'loader': both iterate train#dataloader itself (augmentation timed on both sides)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed warm-up epochs of each side")
-    p.add_argument("--rounds", type=int, default=5,
-                   help="timed rounds; each runs one epoch of each side, order alternating")
+    p.add_argument("--warmup", type=int, default=1, help="untimed warm-up epochs (of interleaved steps)")
+    p.add_argument("--epochs", type=int, default=4,
+                   help="timed epochs; each side runs one training step in turn, the order alternating")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch.set_num_threads for both sides (default: torch's default, usually the core count)")
+                   help="torch.set_num_threads for both sides (None: torch's default, usually the core count)")
     p.add_argument("--max-ratio", type=float, default=1.10, help="acceptance bound on the bundle/hand ratio")
     p.add_argument("--strict", action="store_true", help="exit with status 1 when the ratio exceeds --max-ratio")
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="after timing, run one more bundle epoch under cProfile and print the top N functions")
     demo = p.add_mutually_exclusive_group()
     demo.add_argument("--demo-run", dest="demo_run", action="store_true", default=True,
-                      help="run the default demo train + evaluate commands end to end and time them")
+                      help="run the default demo train + evaluate commands end to end and time them (default)")
     demo.add_argument("--skip-demo-run", dest="demo_run", action="store_false", help="skip the demo run")
     p.add_argument("--demo-timeout", type=int, default=3600, help="seconds allowed to each demo command")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON file of the figures (written atomically)")
     p.add_argument("--keep-temp", action="store_true", help="keep the temporary data/output folders")
     args = p.parse_args(argv)
-    if args.rounds < 1 or args.warmup < 0 or args.n_train < 1:
-        p.error("--rounds must be >= 1, --warmup >= 0, --n-train >= 1")
+    if args.epochs < 1 or args.warmup < 0 or args.n_train < 1:
+        p.error("--epochs must be >= 1, --warmup >= 0, --n-train >= 1")
     out = args.out.expanduser().resolve()
     if out == REPO or REPO in out.parents:
         p.error(f"--out must be outside the repository ({REPO})")
@@ -171,7 +189,7 @@ def build_bundle(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "dataset_dir": str(data_dir),
         "output_dir": str(out_dir),
         "val_interval": 10**9,  # ValidationHandler attached but never fires: training only
-        "epochs": args.warmup + args.rounds + (1 if args.profile else 0),
+        "epochs": args.warmup + args.epochs + (1 if args.profile else 0) + 2,  # never completes
     }
     if args.batch_size is not None:
         overrides["batch_size"] = args.batch_size
@@ -234,51 +252,56 @@ class HandLoop:
             out = self.network(x)
         return out.float()
 
-    def epoch(self, data) -> None:
-        net, opt, loss_fn, device = self.network, self.optimizer, self.loss_fn, self.device
-        net.train()
-        for batch in data:
-            x, y = batch["image"].to(device), batch["label"].to(device)
-            opt.zero_grad()
-            loss = loss_fn(self.forward(x), y).mean()
-            loss.backward()
-            opt.step()
-            self.losses.append(loss.item())
+    def step(self, batch) -> int:
+        """One training step on ``batch``; returns the number of images."""
+        x, y = batch["image"].to(self.device), batch["label"].to(self.device)
+        self.network.train()
+        self.optimizer.zero_grad()
+        loss = self.loss_fn(self.forward(x), y).mean()
+        loss.backward()
+        self.optimizer.step()
+        self.losses.append(loss.item())
+        return len(x)
 
 
-class BundleEpochs:
-    """Run the bundle's trainer one epoch per call (terminate at the end of the epoch, resume on the next call).
+def _forever(data):
+    """Iterate ``data`` epoch after epoch (a list, or a DataLoader re-iterated each epoch as in a training loop)."""
+    while True:
+        yield from data
 
-    The stopping handler and two time stamps are attached *after* all of the bundle's handlers, so a
-    call covers everything the bundle does in an epoch; ``iteration_seconds`` is the part from the
-    trainer's ``EPOCH_STARTED`` to its last ``ITERATION_COMPLETED`` (no epoch-level handlers).
+
+class BundleSteps:
+    """Step the bundle's trainer one iteration per call: ``interrupt()`` after the iteration, ``run()`` resumes.
+
+    The interrupting handler is attached after all of the bundle's ``ITERATION_COMPLETED`` handlers,
+    so a call covers everything the bundle does for one iteration (and, on the first iteration of an
+    epoch, the previous epoch's ``EPOCH_COMPLETED`` handlers and the new epoch's ``EPOCH_STARTED``).
     """
 
     def __init__(self, trainer) -> None:
         from ignite.engine import Events
 
         self.trainer = trainer
-        self._t_epoch_start = self._t_last_iter = 0.0
-        trainer.add_event_handler(Events.EPOCH_STARTED, self._epoch_started)
-        trainer.add_event_handler(Events.ITERATION_COMPLETED, self._iteration_completed)
-        trainer.add_event_handler(Events.EPOCH_COMPLETED, self._epoch_completed)
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, self._interrupt)
 
-    def _epoch_started(self, engine) -> None:
-        self._t_epoch_start = time.perf_counter()
+    @staticmethod
+    def _interrupt(engine) -> None:
+        engine.interrupt()
 
-    def _iteration_completed(self, engine) -> None:
-        self._t_last_iter = time.perf_counter()
+    def close(self) -> None:
+        """End the interrupted run cleanly (``terminate`` is honoured before the next batch is fetched)."""
+        if self.trainer._internal_run_generator is not None:
+            self.trainer.terminate(skip_completed=True)
+            self.trainer.run()
 
-    def _epoch_completed(self, engine) -> None:
-        engine.terminate(skip_completed=True)
-
-    def epoch(self) -> float:
-        """Run one epoch; return its iteration-phase seconds."""
-        epoch = self.trainer.state.epoch
+    def step(self) -> tuple[int, bool]:
+        """One iteration; returns its number of images and whether it started a new epoch."""
+        state = self.trainer.state
+        epoch, iteration = state.epoch, state.iteration
         self.trainer.run()
-        if self.trainer.state.epoch != epoch + 1:
-            raise RuntimeError(f"trainer ran epochs {epoch}->{self.trainer.state.epoch}, expected one")
-        return self._t_last_iter - self._t_epoch_start
+        if state.iteration != iteration + 1:
+            raise RuntimeError(f"trainer ran iterations {iteration}->{state.iteration}, expected one")
+        return len(state.batch["image"]), state.epoch != epoch
 
 
 def _sync(device) -> None:
@@ -306,8 +329,55 @@ def check_equivalence(b: dict, hand: HandLoop, batch) -> dict:
         "max_abs_logit_diff": float((pb - ph).abs().max()),
         "loss_bundle": lb,
         "loss_hand": lh,
-        "logits_dtype": str(pb.dtype),
     }
+
+
+def _med(values) -> float:
+    values = list(values)
+    return statistics.median(values) if values else float("nan")
+
+
+def summarise(steps: list[dict], n_iter: int, batch_size: int) -> dict:
+    """Per-step medians, the epoch-level cost of the bundle and the ratios, from the timed steps."""
+    full = [s for s in steps if s["images"] == batch_size and s["hand_images"] == batch_size]
+    regular = [s for s in full if not s["new_epoch"]]
+    b_step = _med(s["bundle_s"] for s in regular)
+    h_step = _med(s["hand_s"] for s in regular)
+    # the epoch-boundary step runs the epoch-level handlers on top of a normal step
+    epoch_cost = _med(s["bundle_s"] - b_step for s in full if s["new_epoch"])
+    if epoch_cost != epoch_cost:  # no full-batch boundary step timed
+        epoch_cost = 0.0
+    b_cost = b_step + epoch_cost / n_iter
+    return {
+        "timed_steps": len(steps),
+        "regular_full_batch_pairs": len(regular),
+        "bundle": {
+            "median_step_ms": 1e3 * b_step,
+            "epoch_level_handlers_ms": 1e3 * epoch_cost,
+            "amortised_step_ms": 1e3 * b_cost,
+            "images_per_second": batch_size / b_cost,
+            "step_only_images_per_second": batch_size / b_step,
+            "median_step_cpu_ms": 1e3 * _med(s["bundle_cpu_s"] for s in regular),
+            "p25_p75_step_ms": [1e3 * q for q in _quartiles([s["bundle_s"] for s in regular])],
+        },
+        "hand": {
+            "median_step_ms": 1e3 * h_step,
+            "images_per_second": batch_size / h_step,
+            "median_step_cpu_ms": 1e3 * _med(s["hand_cpu_s"] for s in regular),
+            "p25_p75_step_ms": [1e3 * q for q in _quartiles([s["hand_s"] for s in regular])],
+        },
+        "ratio": b_cost / h_step,
+        "ratio_step_only": b_step / h_step,
+        "ratio_paired_median": _med(s["bundle_s"] / s["hand_s"] for s in regular),
+        "ratio_cpu_time": _med(s["bundle_cpu_s"] for s in regular) / _med(s["hand_cpu_s"] for s in regular),
+    }
+
+
+def _quartiles(values: list[float]) -> list[float]:
+    if len(values) < 2:
+        return [float("nan"), float("nan")]
+    q = statistics.quantiles(values, n=4)
+    return [q[0], q[2]]
 
 
 def benchmark(args: argparse.Namespace, workdir: Path) -> dict:
@@ -324,76 +394,78 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> dict:
 
     t0 = time.perf_counter()
     batches = list(b["dataloader"])  # one epoch: the bundle's caching, augmentation, collation
-    collate_s = time.perf_counter() - t0
-    if args.data == "batches":
-        if trainer.state.epoch_length != len(batches):
-            raise RuntimeError(f"trainer epoch_length {trainer.state.epoch_length} != {len(batches)} batches")
-        trainer.data_loader = batches  # Workflow.run() passes self.data_loader to ignite
-        hand_data = batches
-    else:
-        hand_data = b["dataloader"]
+    epoch_of_batches_s = time.perf_counter() - t0
     n_iter = len(batches)
-    n_images = sum(len(batch["image"]) for batch in batches)
+    if trainer.state.epoch_length != n_iter:
+        raise RuntimeError(f"trainer epoch_length {trainer.state.epoch_length} != {n_iter} batches")
+    batch_size = len(batches[0]["image"])
+    if args.data == "batches":
+        trainer.data_loader = batches  # Workflow.run() hands self.data_loader to ignite
+        hand_batches = _forever(batches)
+    else:
+        hand_batches = _forever(b["dataloader"])
 
     equivalence = check_equivalence(b, hand, batches[0])
     print(f"equivalence check (first batch, eval mode): max |logit diff| {equivalence['max_abs_logit_diff']:.3g}, "
           f"loss bundle {equivalence['loss_bundle']:.6f} vs hand {equivalence['loss_hand']:.6f}, "
           f"same initial weights: {equivalence['same_initial_weights']}", flush=True)
+    print(f"{n_iter} iterations of up to {batch_size} images per epoch, {threads} torch threads, data={args.data}, "
+          f"bf16 autocast {'on' if hand.amp else 'off'}, device {device}", flush=True)
 
-    runner = BundleEpochs(trainer)
+    runner = BundleSteps(trainer)
 
-    def run_bundle() -> tuple[float, float, float]:
-        gc.collect()
+    def bundle_step() -> tuple[float, float, int, bool]:
         _sync(device)
         t, c = time.perf_counter(), time.process_time()
-        iter_s = runner.epoch()
+        images, new_epoch = runner.step()
         _sync(device)
-        return time.perf_counter() - t, iter_s, time.process_time() - c
+        return time.perf_counter() - t, time.process_time() - c, images, new_epoch
 
-    def run_hand() -> tuple[float, float]:
-        gc.collect()
+    def hand_step() -> tuple[float, float, int]:
         _sync(device)
         t, c = time.perf_counter(), time.process_time()
-        hand.epoch(hand_data)
+        images = hand.step(next(hand_batches))
         _sync(device)
-        return time.perf_counter() - t, time.process_time() - c
+        return time.perf_counter() - t, time.process_time() - c, images
 
-    print(f"{n_iter} iterations ({n_images} images) per epoch, {threads} torch threads, data={args.data}, "
-          f"bf16 autocast {'on' if hand.amp else 'off'}", flush=True)
-    for w in range(args.warmup):
-        tb = run_bundle()[0]
-        th = run_hand()[0]
-        print(f"warm-up {w + 1}/{args.warmup}: bundle {tb:.2f} s, hand {th:.2f} s", flush=True)
+    steps: list[dict] = []
+    per_epoch: list[dict] = []
+    t_start = time.perf_counter()
+    for e in range(args.warmup + args.epochs):
+        timed = e >= args.warmup
+        epoch_steps = []
+        for i in range(n_iter):
+            k = e * n_iter + i
+            rec: dict[str, Any] = {"epoch": e + 1, "iteration": i + 1, "bundle_first": k % 2 == 0}
+            for side in (("bundle", "hand") if rec["bundle_first"] else ("hand", "bundle")):
+                if side == "bundle":
+                    rec["bundle_s"], rec["bundle_cpu_s"], rec["images"], rec["new_epoch"] = bundle_step()
+                else:
+                    rec["hand_s"], rec["hand_cpu_s"], rec["hand_images"] = hand_step()
+            epoch_steps.append(rec)
+        tag = "timed" if timed else "warm-up"
+        summary = summarise(epoch_steps, n_iter, batch_size)
+        print(f"epoch {e + 1}/{args.warmup + args.epochs} ({tag}): bundle {summary['bundle']['median_step_ms']:.1f} "
+              f"ms/step (+{summary['bundle']['epoch_level_handlers_ms']:.0f} ms epoch handlers), hand "
+              f"{summary['hand']['median_step_ms']:.1f} ms/step, ratio {summary['ratio']:.3f} "
+              f"[{time.perf_counter() - t_start:.0f} s]", flush=True)
+        if timed:
+            steps += epoch_steps
+            per_epoch.append({"epoch": e + 1, "ratio": summary["ratio"], "ratio_step_only": summary["ratio_step_only"],
+                              "bundle_median_step_ms": summary["bundle"]["median_step_ms"],
+                              "hand_median_step_ms": summary["hand"]["median_step_ms"]})
 
-    bundle_s, bundle_iter_s, bundle_cpu, hand_s, hand_cpu = [], [], [], [], []
-    for r in range(args.rounds):
-        order = ("bundle", "hand") if r % 2 == 0 else ("hand", "bundle")
-        for side in order:
-            if side == "bundle":
-                tb, ti, cb = run_bundle()
-                bundle_s.append(tb)
-                bundle_iter_s.append(ti)
-                bundle_cpu.append(cb)
-            else:
-                th, ch = run_hand()
-                hand_s.append(th)
-                hand_cpu.append(ch)
-        print(f"round {r + 1}/{args.rounds} ({order[0]} first): bundle {bundle_s[-1]:.3f} s "
-              f"(epoch handlers {bundle_s[-1] - bundle_iter_s[-1]:.3f} s), hand {hand_s[-1]:.3f} s, "
-              f"ratio {bundle_s[-1] / hand_s[-1]:.3f}", flush=True)
-
-    med_b, med_h = statistics.median(bundle_s), statistics.median(hand_s)
-    med_bi = statistics.median(bundle_iter_s)
-    result = {
+    result = summarise(steps, n_iter, batch_size)
+    result.update({
         "settings": {
             "data": args.data,
             "threads": threads,
-            "batch_size": len(batches[0]["image"]),
+            "batch_size": batch_size,
             "iterations_per_epoch": n_iter,
-            "images_per_epoch": n_images,
+            "images_per_epoch": sum(len(x["image"]) for x in batches),
             "n_train": args.n_train,
             "warmup_epochs": args.warmup,
-            "rounds": args.rounds,
+            "timed_epochs": args.epochs,
             "device": str(device),
             "bf16_autocast": hand.amp,
             "channels_last": hand.channels_last,
@@ -401,35 +473,19 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> dict:
         },
         "equivalence": equivalence,
         "setup_seconds": {"make_demo_data": b["data_seconds"], "parse_and_instantiate": b["parse_seconds"],
-                          "first_epoch_of_batches": collate_s},
-        "bundle": {
-            "epoch_seconds": bundle_s,
-            "iteration_phase_seconds": bundle_iter_s,
-            "epoch_handler_seconds": [t - i for t, i in zip(bundle_s, bundle_iter_s)],
-            "epoch_cpu_seconds": bundle_cpu,
-            "median_ms_per_iteration": 1e3 * med_b / n_iter,
-            "images_per_second": n_images / med_b,
-        },
-        "hand": {
-            "epoch_seconds": hand_s,
-            "epoch_cpu_seconds": hand_cpu,
-            "median_ms_per_iteration": 1e3 * med_h / n_iter,
-            "images_per_second": n_images / med_h,
-        },
-        "ratio": med_b / med_h,
-        "ratio_paired_median": statistics.median(tb / th for tb, th in zip(bundle_s, hand_s)),
-        "ratio_step_only": med_bi / med_h,
-        "ratio_cpu_time": statistics.median(bundle_cpu) / statistics.median(hand_cpu),
+                          "one_epoch_of_batches_from_train_dataloader": epoch_of_batches_s},
+        "per_epoch": per_epoch,
         "max_ratio": args.max_ratio,
-        "passed": med_b / med_h <= args.max_ratio,
-    }
-    print(f"bundle: {result['bundle']['images_per_second']:.1f} images/s "
-          f"({result['bundle']['median_ms_per_iteration']:.1f} ms/iteration)")
-    print(f"hand:   {result['hand']['images_per_second']:.1f} images/s "
-          f"({result['hand']['median_ms_per_iteration']:.1f} ms/iteration)")
-    print(f"bundle/hand ratio: {result['ratio']:.2f}", flush=True)
-    print(f"  (exact {result['ratio']:.3f}; paired median {result['ratio_paired_median']:.3f}, "
-          f"step only {result['ratio_step_only']:.3f}, CPU time {result['ratio_cpu_time']:.3f}; "
+        "steps": steps,
+    })
+    result["passed"] = result["ratio"] <= args.max_ratio
+    bb, hh = result["bundle"], result["hand"]
+    print(f"bundle: {bb['images_per_second']:.1f} images/s ({bb['amortised_step_ms']:.1f} ms/step = "
+          f"{bb['median_step_ms']:.1f} median step + {bb['epoch_level_handlers_ms']:.0f} ms epoch handlers / {n_iter})")
+    print(f"hand:   {hh['images_per_second']:.1f} images/s ({hh['median_step_ms']:.1f} ms/step)")
+    print(f"bundle/hand ratio: {result['ratio']:.2f}")
+    print(f"  (exact {result['ratio']:.3f}; step only {result['ratio_step_only']:.3f}, paired median "
+          f"{result['ratio_paired_median']:.3f}, CPU time {result['ratio_cpu_time']:.3f}; "
           f"bound {args.max_ratio:.2f}: {'PASS' if result['passed'] else 'FAIL'})", flush=True)
 
     if args.profile:
@@ -439,12 +495,14 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> dict:
 
         prof = cProfile.Profile()
         prof.enable()
-        runner.epoch()
+        for _ in range(n_iter):
+            runner.step()
         prof.disable()
         buf = io.StringIO()
         pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(args.profile)
         print(f"cProfile of one bundle epoch (top {args.profile} by cumulative time):\n{buf.getvalue()}", flush=True)
 
+    runner.close()
     summary_writer = b["parser"].get_parsed_content("summary_writer")
     if summary_writer is not None:
         summary_writer.close()
@@ -470,7 +528,8 @@ def _run_logged(cmd: list[str], env: dict, log: Path, timeout: int) -> float:
 
 
 def demo_run(args: argparse.Namespace, home: Path) -> dict:
-    env = {**os.environ, "MEDBUNDLE_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    pythonpath = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "MEDBUNDLE_HOME": str(home), "PYTHONUNBUFFERED": "1", "PYTHONPATH": pythonpath}
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     base = [sys.executable, "-m", "monai.bundle", "run", "--config_file"]
@@ -513,22 +572,24 @@ def markdown_table(res: dict) -> str:
     rows: list[tuple[str, str]] = []
     bench = res.get("benchmark")
     if bench:
-        s = bench["settings"]
+        s, bb, hh = bench["settings"], bench["bundle"], bench["hand"]
         rows += [
-            ("setting", f"{s['iterations_per_epoch']} it/epoch x batch {s['batch_size']} "
-                        f"({s['images_per_epoch']} images), data={s['data']}, {s['threads']} threads, {s['rounds']} rounds, "
-                        f"bf16 {'on' if s['bf16_autocast'] else 'off'}, validation off"),
-            ("bundle trainer images/s", _fmt(bench["bundle"]["images_per_second"], ".1f")),
-            ("hand-written loop images/s", _fmt(bench["hand"]["images_per_second"], ".1f")),
-            ("bundle ms/iteration (median)", _fmt(bench["bundle"]["median_ms_per_iteration"], ".1f")),
-            ("hand ms/iteration (median)", _fmt(bench["hand"]["median_ms_per_iteration"], ".1f")),
+            ("setting", f"{s['iterations_per_epoch']} it/epoch, batch {s['batch_size']}, data={s['data']}, "
+                        f"{s['threads']} threads, {s['timed_epochs']} timed epochs ({bench['timed_steps']} steps "
+                        f"each side, interleaved), bf16 {'on' if s['bf16_autocast'] else 'off'}, validation off"),
+            ("bundle trainer images/s", _fmt(bb["images_per_second"], ".1f")),
+            ("hand-written loop images/s", _fmt(hh["images_per_second"], ".1f")),
+            ("bundle ms/step (median step + epoch handlers / it)",
+             f"{bb['amortised_step_ms']:.1f} ({bb['median_step_ms']:.1f} + "
+             f"{bb['epoch_level_handlers_ms']:.0f} / {s['iterations_per_epoch']})"),
+            ("hand ms/step (median)", _fmt(hh["median_step_ms"], ".1f")),
             ("**bundle/hand ratio**", f"**{bench['ratio']:.3f}** (bound {bench['max_ratio']:.2f}: "
                                       f"{'PASS' if bench['passed'] else 'FAIL'})"),
-            ("paired-median ratio", _fmt(bench["ratio_paired_median"])),
             ("step-only ratio (no epoch handlers)", _fmt(bench["ratio_step_only"])),
+            ("median of paired per-step ratios", _fmt(bench["ratio_paired_median"])),
             ("process CPU-time ratio", _fmt(bench["ratio_cpu_time"])),
-            ("bundle epoch-handler s/epoch (median)",
-             _fmt(statistics.median(bench["bundle"]["epoch_handler_seconds"]))),
+            ("per-epoch ratios", ", ".join(f"{e['ratio']:.3f}" for e in bench["per_epoch"])),
+            ("1-min load average before benchmark", _fmt(res.get("load_average", {}).get("benchmark"), ".2f")),
         ]
     demo = res.get("demo")
     if demo:
@@ -538,6 +599,7 @@ def markdown_table(res: dict) -> str:
             ("demo epochs / median epoch s", f"{demo['epochs']} / {_fmt(demo['median_epoch_seconds'], '.1f')}"),
             ("test accuracy", _fmt(demo["test_accuracy"], ".4f")),
             ("test AUC (macro OvR)", _fmt(demo["test_auc_macro_ovr"], ".4f")),
+            ("1-min load average before demo run", _fmt(res.get("load_average", {}).get("demo"), ".2f")),
         ]
     width = max(len(r[0]) for r in rows)
     lines = [f"| {'figure'.ljust(width)} | value |", f"|{'-' * (width + 2)}|-------|"]
@@ -545,22 +607,35 @@ def markdown_table(res: dict) -> str:
     return "\n".join(lines)
 
 
+def _loadavg() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    import ignite
     import monai
     import torch
 
+    import medbundle
     from medbundle.utils import atomic_write_json
 
     res: dict[str, Any] = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "versions": {"python": platform.python_version(), "torch": torch.__version__, "monai": monai.__version__},
+        "versions": {"python": platform.python_version(), "torch": torch.__version__, "monai": monai.__version__,
+                     "ignite": ignite.__version__, "medbundle": str(Path(medbundle.__file__).parent)},
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
     }
     workdir = Path(tempfile.mkdtemp(prefix="medbundle_bench_"))
+    res["load_average"] = {}
     try:
+        res["load_average"]["benchmark"] = _loadavg()
         res["benchmark"] = benchmark(args, workdir / "bench")
         if args.demo_run:
+            res["load_average"]["demo"] = _loadavg()
             res["demo"] = demo_run(args, workdir / "demo_home")
     finally:
         if args.keep_temp:
