@@ -132,13 +132,15 @@ def load_datalists(
     return splits
 
 
-def list_inputs(input_path: str | os.PathLike, data_key: str = "data") -> list[dict]:
-    """Items ``{"image", "id"}`` to run inference on.
+def list_inputs(input_path: str | os.PathLike, data_key: str = "data", label_key: str = "label") -> list[dict]:
+    """Items ``{"image", "id"}`` to run inference on (plus ``"label"`` and ``"mask"`` where a ``.mat`` file has them).
 
     Args:
         input_path: a folder of images (searched recursively), one image file (PNG, JPEG, BMP, TIFF, DICOM with or
-            without ``.dcm``, NIfTI), or a ``.mat`` file (all its images; labels are not read).
+            without ``.dcm``, NIfTI), or a ``.mat`` file (all its images; its labels when it has them, and
+            its masks from ``<stem>_mask.mat`` beside it, as in the demo data).
         data_key: image variable of a ``.mat`` file.
+        label_key: label variable of a ``.mat`` file (optional in the file).
 
     Returns:
         the items, sorted by path; ids are paths relative to the folder, file names, or ``"<file>.mat#<index>"``.
@@ -148,12 +150,16 @@ def list_inputs(input_path: str | os.PathLike, data_key: str = "data") -> list[d
     """
     path = Path(input_path).expanduser().resolve()
     if not path.exists():
-        raise DataError(f"{path}: no such file or folder. Check the path given as --input.")
+        raise DataError(f"{path}: no such file or folder. Check the path given as --input_path.")
     if path.is_dir():
         items = [{"image": str(p), "id": p.relative_to(path).as_posix()} for p in _find_images(path)]
     elif path.name.lower().endswith(".mat"):
-        images, _ = read_mat(path, data_key, None, require_labels=False)
+        images, labels = read_mat(path, data_key, label_key, require_labels=False)
         items = [{"image": f"{path}#{i}", "id": f"{path.name}#{i}"} for i in range(len(images))]
+        if labels is not None:
+            for item, label in zip(items, labels):
+                item["label"] = int(label)
+        _add_masks(items, path, images.shape)
     elif _is_image(path):
         items = [{"image": str(path), "id": path.name}]
     else:
@@ -292,25 +298,28 @@ def _find_layout(
 
 def _from_mat(folder: Path, root: Path, num_classes: int, data_key: str, label_key: str) -> dict[str, list[dict]]:
     """Items of the ``Train.mat``-style files in ``folder``, with masks from ``<Split>_mask.mat`` when present."""
-    files = _scan(folder)[0]
-    by_name = {f.name.lower(): f for f in files}
     splits = {}
-    for split, path in _mat_splits(files).items():
+    for split, path in _mat_splits(_scan(folder)[0]).items():
         images, labels = read_mat(path, data_key, label_key, num_classes=num_classes)
-        mask = by_name.get(f"{path.stem.lower()}_mask.mat")
-        if mask is not None:
-            masks, _ = read_mat(mask, "mask", None, require_labels=False)
-            if masks.shape != images.shape:
-                raise DataError(
-                    f"{mask}: masks of shape {masks.shape} do not match the images of {path.name} {images.shape}. "
-                    "Give one mask of the image size per image, or remove the mask file."
-                )
         rel = path.relative_to(root).as_posix()
         splits[split] = [{"image": f"{path}#{i}", "label": int(y), "id": f"{rel}#{i}"} for i, y in enumerate(labels)]
-        if mask is not None:
-            for i, item in enumerate(splits[split]):
-                item["mask"] = f"{mask}#{i}"
+        _add_masks(splits[split], path, images.shape)
     return splits
+
+
+def _add_masks(items: list[dict], path: Path, shape: tuple[int, ...]) -> None:
+    """Give each item of ``path`` (a ``.mat`` file) its ``"mask"`` slice from ``<stem>_mask.mat`` beside it, if any."""
+    mask = next((p for p in path.parent.iterdir() if p.name.lower() == f"{path.stem.lower()}_mask.mat"), None)
+    if mask is None:
+        return
+    masks, _ = read_mat(mask, "mask", None, require_labels=False)
+    if masks.shape != shape:
+        raise DataError(
+            f"{mask}: masks of shape {masks.shape} do not match the images of {path.name} {shape}. "
+            "Give one mask of the image size per image, or remove the mask file."
+        )
+    for i, item in enumerate(items):
+        item["mask"] = f"{mask}#{i}"
 
 
 def _from_folders(
