@@ -16,19 +16,23 @@ Main entry point: :func:`write_classification_report`.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import logging
 import math
 import os
-import textwrap
 import warnings
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from medbundle.utils import atomic_write, atomic_write_json
+from medbundle.utils import (
+    agg_figure,
+    atomic_write,
+    atomic_write_json,
+    save_png,
+    wrap_label,
+)
 
 __all__ = [
     "classification_metrics",
@@ -140,8 +144,6 @@ def _binary_auc(pos: np.ndarray, score: np.ndarray) -> float | None:
     return float(roc_auc_score(pos.astype(np.int64), score))
 
 
-def _wrap(name: str, width: int = 18) -> str:
-    return textwrap.fill(str(name), width=width, break_long_words=True) or str(name)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -350,24 +352,8 @@ def write_predictions_csv(
 # ----------------------------------------------------------------------------------------------
 # plotting helpers
 # ----------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _figure(**kwargs: Any) -> Iterator[Any]:
-    """A standalone Agg figure (no pyplot, no global backend change), cleared on exit."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(**kwargs)
-    FigureCanvasAgg(fig)
-    try:
-        yield fig
-    finally:
-        fig.clear()
 
 
-def _save(fig: Any, path: str | os.PathLike, dpi: int = _DPI) -> None:
-    """Save ``fig`` as PNG to ``path`` atomically."""
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -401,8 +387,8 @@ def plot_confusion_matrix(
     side = float(np.clip(1.6 + 0.75 * c, 4.5, 22.0))
     cell_font = float(np.clip(11 - 0.35 * c, 5, 10))
     tick_font = float(np.clip(11 - 0.2 * c, 6, 10))
-    labels = [_wrap(n) for n in class_names]
-    with _figure(figsize=(side + 1.4, side)) as fig:
+    labels = [wrap_label(n) for n in class_names]
+    with agg_figure(figsize=(side + 1.4, side)) as fig:
         ax = fig.add_subplot(1, 1, 1)
         im = ax.imshow(values, cmap="Blues", vmin=0.0, vmax=vmax, interpolation="nearest")
         cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
@@ -430,7 +416,7 @@ def plot_confusion_matrix(
         ax.set_yticks(np.arange(-0.5, c, 1), minor=True)
         ax.grid(which="minor", color="white", linewidth=1.5)
         ax.tick_params(which="minor", length=0)
-        _save(fig, path)
+        save_png(fig, path, _DPI)
 
 
 def _percent_formatter() -> Any:
@@ -469,7 +455,7 @@ def plot_roc(y_true: Any, probs: Any, class_names: Sequence[str], path: str | os
     c = p.shape[1]
     classes = [1] if c == 2 else list(range(c))
     colors = _colors(len(classes))
-    with _figure(figsize=(6.8 if len(classes) <= 10 else 8.8, 6.0)) as fig:
+    with agg_figure(figsize=(6.8 if len(classes) <= 10 else 8.8, 6.0)) as fig:
         ax = fig.add_subplot(1, 1, 1)
         ax.plot([0, 1], [0, 1], linestyle="--", color="0.6", linewidth=1, label="chance (AUC = 0.500)")
         drawn = 0
@@ -498,7 +484,7 @@ def plot_roc(y_true: Any, probs: Any, class_names: Sequence[str], path: str | os
             ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
         else:
             ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, framealpha=0.9)
-        _save(fig, path)
+        save_png(fig, path, _DPI)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -571,7 +557,7 @@ def plot_training_curves(log_csv: str | os.PathLike | None, path: str | os.PathL
     panels = [("Loss", loss_cols, False), ("Validation metrics", val_cols, False), ("Learning rate", lr_cols, True)]
     marker = "o" if len(df) <= 60 else None
 
-    with _figure(figsize=(15.0, 4.4), layout="constrained") as fig:
+    with agg_figure(figsize=(15.0, 4.4), layout="constrained") as fig:
         axes = fig.subplots(1, 3)
         for ax, (title, cols, log_scale) in zip(axes, panels):
             plotted = False
@@ -601,7 +587,7 @@ def plot_training_curves(log_csv: str | os.PathLike | None, path: str | os.PathL
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3, which="both" if log_scale else "major")
         fig.suptitle(f"Training curves ({len(df)} epochs; \u2605 = best)")
-        _save(fig, path)
+        save_png(fig, path, _DPI)
     return True
 
 
@@ -631,7 +617,7 @@ def plot_reliability_diagram(y_true: Any, probs: Any, path: str | os.PathLike, n
     ok = count > 0
     acc, conf = stats["accuracy"], stats["confidence"]
 
-    with _figure(figsize=(6.0, 7.2), layout="constrained") as fig:
+    with agg_figure(figsize=(6.0, 7.2), layout="constrained") as fig:
         ax, hx = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
         ax.plot([0, 1], [0, 1], linestyle="--", color="0.5", linewidth=1, label="perfect calibration")
         ax.bar(centers[ok], acc[ok], width=width * 0.95, color="#4C72B0", edgecolor="black", linewidth=0.6,
@@ -653,7 +639,7 @@ def plot_reliability_diagram(y_true: Any, probs: Any, path: str | os.PathLike, n
         hx.set_xlabel("Confidence (top-class probability)")
         hx.set_ylabel("Samples")
         hx.grid(alpha=0.3)
-        _save(fig, path)
+        save_png(fig, path, _DPI)
     return {"ece": stats["ece"], "mce": stats["mce"]}
 
 

@@ -9,7 +9,16 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_write", "atomic_write_json", "medbundle_home", "default_output_dir", "default_dataset_dir"]
+__all__ = [
+    "atomic_write",
+    "atomic_write_json",
+    "agg_figure",
+    "save_png",
+    "wrap_label",
+    "medbundle_home",
+    "default_output_dir",
+    "default_dataset_dir",
+]
 
 
 @contextlib.contextmanager
@@ -54,6 +63,37 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+@contextlib.contextmanager
+def agg_figure(**kwargs: Any) -> Iterator[Any]:
+    """A standalone matplotlib Agg figure (no pyplot, no global backend change), cleared on exit.
+
+    Args:
+        kwargs: passed to :class:`matplotlib.figure.Figure` (``figsize``, ``layout``...).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    try:
+        yield fig
+    finally:
+        fig.clear()
+
+
+def save_png(fig: Any, path: str | os.PathLike, dpi: int = 130) -> None:
+    """Save a matplotlib figure as PNG to ``path`` atomically (tight bounding box)."""
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight")
+
+
+def wrap_label(name: Any, width: int = 18) -> str:
+    """Wrap a (class) name onto lines of at most ``width`` characters for plot labels."""
+    import textwrap
+
+    return textwrap.fill(str(name), width=width, break_long_words=True) or str(name)
 
 
 def medbundle_home() -> Path:

@@ -306,13 +306,13 @@ def test_report_binary_without_log_and_with_absent_class(tmp_path):
 
 def test_roc_binary_draws_a_single_curve(tmp_path, monkeypatch):
     seen = []
-    original = report._save
+    original = report.save_png
 
     def spy(fig, path, dpi=100):
         seen.append([t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()])
         original(fig, path, dpi=dpi)
 
-    monkeypatch.setattr(report, "_save", spy)
+    monkeypatch.setattr(report, "save_png", spy)
     y, probs = _binary_case()
     plot_roc(y, probs, ["neg", "pos"], tmp_path / "roc2.png")
     assert [t for t in seen[-1] if "chance" not in t] == [f"pos vs neg (AUC = {20 / 24:.3f})"]
