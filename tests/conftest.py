@@ -12,6 +12,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 BUNDLES = REPO / "bundles"
 SHARED_DATA = REPO.parent / "shared" / "data"
+# a tiny network at 32 px: the bundle's whole path in seconds
+SMOKE = ("--epochs", "2", "--batch_size", "8", "--spatial_size", "[32, 32]", "--features", "[8, 16, 16, 32, 32]")
 
 
 def bundle_config(task: str, *names: str) -> str:
@@ -40,6 +42,15 @@ def ct_demo_dir(tmp_path_factory) -> Path:
     from medbundle.data import make_ct_demo
 
     return make_ct_demo(tmp_path_factory.mktemp("ct_demo"), n_train=48, n_val=24, n_test=24, size=64, seed=1)
+
+
+@pytest.fixture(scope="session")
+def trained(ct_demo_dir, tmp_path_factory) -> Path:
+    """One short training run of ct_infection on the small demo set; its output folder."""
+    out = tmp_path_factory.mktemp("ct_run")
+    run_bundle(bundle_config("ct_infection", "train", "configs/smoke.json"), "--dataset_dir", str(ct_demo_dir),
+               "--output_dir", str(out), *SMOKE, cwd=out)
+    return out
 
 
 @pytest.fixture(autouse=True)

@@ -12,25 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import BUNDLES, REPO, SHARED_DATA, bundle_config, run_bundle
+from conftest import BUNDLES, REPO, SHARED_DATA, SMOKE, bundle_config, run_bundle
 
 TASK = "ct_infection"
 CONFIGS = BUNDLES / TASK / "configs"
-SMOKE = ("--epochs", "2", "--batch_size", "8", "--spatial_size", "[32, 32]", "--features", "[8, 16, 16, 32, 32]")
 
 
 def read_log(output_dir: Path) -> list[dict]:
     with open(output_dir / "train_log.csv", newline="") as f:
         return list(csv.DictReader(f))
-
-
-@pytest.fixture(scope="session")
-def trained(ct_demo_dir, tmp_path_factory) -> Path:
-    """One short training run on the small demo set; its output folder."""
-    out = tmp_path_factory.mktemp("ct_run")
-    run_bundle(bundle_config(TASK, "train", "configs/smoke.json"), "--dataset_dir", str(ct_demo_dir),
-               "--output_dir", str(out), *SMOKE, cwd=out)
-    return out
 
 
 def test_properties_are_complete():

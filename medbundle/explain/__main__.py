@@ -1,0 +1,44 @@
+"""Explain a folder, a file or a dataset with a trained bundle.
+
+Usage::
+
+    python -m medbundle.explain bundles/ct_infection --input_path /data/scans [--output_dir runs/ct] [--key value ...]
+
+Runs the bundle's ``inference.json`` merged with its ``explain.json`` (so every key of either can be
+given on the command line, e.g. ``--explain_methods "['gradcam']"`` or ``--anatomy lung``), shows a
+progress bar, and writes the pictures, ``explanations.csv`` and ``summary.json`` to ``explain_dir``
+(default ``<output_dir>/explain``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import fire
+from monai.bundle import run
+
+
+def explain(bundle: str, **override) -> None:
+    """Explain inputs with the trained model of ``bundle`` (a bundle folder, or a name under ``bundles/``).
+
+    Args:
+        bundle: path of the bundle folder, e.g. ``bundles/ct_infection``, or its name.
+        override: bundle keys, e.g. ``input_path``, ``output_dir``, ``explain_methods``.
+    """
+    root = Path(bundle)
+    if not (root / "configs").is_dir():
+        root = Path(__file__).resolve().parents[2] / "bundles" / bundle
+    configs = root / "configs"
+    if not (configs / "explain.json").is_file():
+        raise SystemExit(f"{root}: not a medbundle bundle with configs/explain.json; give e.g. bundles/ct_infection")
+    run(
+        config_file=[str(configs / "inference.json"), str(configs / "explain.json")],
+        meta_file=str(configs / "metadata.json"),
+        logging_file=str(configs / "logging.conf"),
+        bundle_root=str(root.resolve()),
+        **override,
+    )
+
+
+if __name__ == "__main__":
+    fire.Fire(explain)
