@@ -30,7 +30,9 @@ from medbundle.utils import (
     agg_figure,
     atomic_write,
     atomic_write_json,
+    jsonable,
     save_png,
+    to_numpy,
     wrap_label,
 )
 
@@ -65,7 +67,7 @@ TRAINING_CURVES_PNG = "training_curves.png"
 # ----------------------------------------------------------------------------------------------
 def _as_arrays(y_true: Any, probs: Any, class_names: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Validate and convert ``y_true`` (N,) and ``probs`` (N, C) to numpy arrays."""
-    probs = _to_numpy(probs).astype(np.float64, copy=False)
+    probs = to_numpy(probs).astype(np.float64, copy=False)
     if probs.ndim != 2:
         raise ValueError(f"probs must have shape (N, C), got {probs.shape}.")
     n, c = probs.shape
@@ -80,7 +82,7 @@ def _as_arrays(y_true: Any, probs: Any, class_names: Sequence[str] | None = None
             raise ValueError(f"class names must be unique, got {list(class_names)}.")
     if y_true is None:
         return None, probs  # type: ignore[return-value]
-    y = _to_numpy(y_true).reshape(-1)
+    y = to_numpy(y_true).reshape(-1)
     if y.shape[0] != n:
         raise ValueError(f"y_true has {y.shape[0]} labels but probs has {n} rows.")
     if y.dtype.kind == "f":
@@ -94,41 +96,12 @@ def _as_arrays(y_true: Any, probs: Any, class_names: Sequence[str] | None = None
     return y, probs
 
 
-def _to_numpy(x: Any) -> np.ndarray:
-    """Convert lists, numpy arrays and torch tensors (also on GPU / with grad) to numpy."""
-    if hasattr(x, "detach"):  # torch.Tensor / MetaTensor without importing torch
-        x = x.detach().cpu()
-        if str(getattr(x, "dtype", "")) == "torch.bfloat16":
-            x = x.float()
-        x = x.numpy()
-    return np.asarray(x)
-
-
 def _finite_or_none(x: Any) -> float | None:
     """A python float, or ``None`` for NaN / inf (JSON has no NaN)."""
     if x is None:
         return None
     x = float(x)
     return x if math.isfinite(x) else None
-
-
-def _jsonable(obj: Any) -> Any:
-    """Recursively turn numpy scalars/arrays into python objects and NaN/inf into ``None``."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return _finite_or_none(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
 
 
 def _safe_div(a: float, b: float) -> float | None:
@@ -251,7 +224,7 @@ def classification_metrics(y_true: Any, probs: Any, class_names: Sequence[str]) 
         "weighted_avg": averages["weighted"],
         "confusion_matrix": cm,
     }
-    return _jsonable(out)
+    return jsonable(out)
 
 
 def _calibration_bins(y_true: Any, probs: Any, n_bins: int = 10) -> dict:
@@ -330,7 +303,7 @@ def write_predictions_csv(
     n = p.shape[0]
     if ids is None:
         ids = list(range(n))
-    ids = list(_to_numpy(ids).reshape(-1)) if not isinstance(ids, (list, tuple)) else list(ids)
+    ids = list(to_numpy(ids).reshape(-1)) if not isinstance(ids, (list, tuple)) else list(ids)
     if len(ids) != n:
         raise ValueError(f"{len(ids)} ids for {n} rows of probabilities.")
     pred = p.argmax(axis=1)
@@ -750,7 +723,7 @@ def write_classification_report(
     files.append(REPORT_TXT)
     files.append(METRICS_JSON)
     metrics["files"] = files
-    metrics = _jsonable(metrics)
+    metrics = jsonable(metrics)
     atomic_write_json(out / METRICS_JSON, metrics)
 
     logger.info(

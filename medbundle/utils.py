@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+import numpy as np
 
 __all__ = [
     "atomic_write",
@@ -15,6 +18,8 @@ __all__ = [
     "agg_figure",
     "save_png",
     "wrap_label",
+    "to_numpy",
+    "jsonable",
     "medbundle_home",
     "default_output_dir",
     "default_dataset_dir",
@@ -94,6 +99,35 @@ def wrap_label(name: Any, width: int = 18) -> str:
     import textwrap
 
     return textwrap.fill(str(name), width=width, break_long_words=True) or str(name)
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Convert lists, numpy arrays and torch tensors (also on GPU, with grad, or bf16) to numpy."""
+    if hasattr(x, "detach"):  # torch.Tensor / MetaTensor without importing torch
+        x = x.detach().cpu()
+        if str(getattr(x, "dtype", "")) == "torch.bfloat16":
+            x = x.float()
+        x = x.numpy()
+    return np.asarray(x)
+
+
+def jsonable(obj: Any) -> Any:
+    """Recursively turn numpy scalars/arrays and paths into python objects and NaN/inf into ``None`` (strict JSON)."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
 
 
 def medbundle_home() -> Path:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,6 +35,20 @@ def run_bundle(config_file: str, *args: str, cwd: Path | None = None, timeout: i
     if check and proc.returncode != 0:
         raise AssertionError(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
     return proc
+
+
+def export_pngs(mat_file: Path, folder: Path, n: int, prefix: str = "slice") -> tuple[Path, Any]:
+    """Write the first ``n`` images of a ``.mat`` file as 8-bit PNGs ``<prefix><i>.png``; the folder and all images."""
+    import numpy as np
+    from PIL import Image
+
+    from medbundle.data import read_mat
+
+    images, _ = read_mat(mat_file)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.fromarray(images[i].astype(np.uint8)).save(folder / f"{prefix}{i}.png")
+    return folder, images
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import BUNDLES, REPO, SHARED_DATA, SMOKE, bundle_config, run_bundle
+from conftest import BUNDLES, REPO, SHARED_DATA, SMOKE, bundle_config, export_pngs, run_bundle
 
 TASK = "ct_infection"
 CONFIGS = BUNDLES / TASK / "configs"
@@ -90,16 +90,9 @@ def test_evaluate_writes_report(trained, ct_demo_dir):
 def test_inference_on_folder_mat_dicom_nifti(trained, ct_demo_dir, tmp_path):
     """inference.json on a .mat file, and on a folder mixing PNG, DICOM and NIfTI files."""
     import nibabel as nib
-    from PIL import Image
     from pydicom.data import get_testdata_file
 
-    from medbundle.data import read_mat
-
-    images, _ = read_mat(ct_demo_dir / "Test.mat")
-    folder = tmp_path / "scans"
-    folder.mkdir()
-    for i in range(3):
-        Image.fromarray(images[i].astype(np.uint8)).save(folder / f"slice{i}.png")
+    folder, images = export_pngs(ct_demo_dir / "Test.mat", tmp_path / "scans", 3)
     (folder / "ct.dcm").write_bytes(Path(get_testdata_file("CT_small.dcm")).read_bytes())
     nib.save(nib.Nifti1Image(images[3].astype(np.float32), np.eye(4)), str(folder / "slice3.nii.gz"))
     for input_path, n in ((ct_demo_dir / "Test.mat", 24), (folder, 5)):

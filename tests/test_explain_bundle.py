@@ -7,15 +7,12 @@ import json
 import subprocess
 import sys
 
-import numpy as np
-from conftest import REPO, SMOKE, bundle_config
+from conftest import REPO, SMOKE, bundle_config, export_pngs, run_bundle
 
 METHODS = ("gradcam", "gradcampp", "occlusion", "integrated_gradients")
 
 
 def test_explain_json_on_demo_data_with_masks(trained, ct_demo_dir, tmp_path):
-    from conftest import run_bundle
-
     out = tmp_path / "explain"
     run_bundle(bundle_config("ct_infection", "inference", "explain"), "--output_dir", str(trained),
                "--input_path", str(ct_demo_dir / "Test.mat"), "--explain_dir", str(out), *SMOKE[4:], cwd=tmp_path)
@@ -44,15 +41,7 @@ def test_explain_json_on_demo_data_with_masks(trained, ct_demo_dir, tmp_path):
 
 def test_explain_command_on_a_folder(trained, ct_demo_dir, tmp_path):
     """``python -m medbundle.explain`` on unlabelled PNGs (no masks: no localisation columns)."""
-    from PIL import Image
-
-    from medbundle.data import read_mat
-
-    images, _ = read_mat(ct_demo_dir / "Test.mat")
-    folder = tmp_path / "pngs"
-    folder.mkdir()
-    for i in range(3):
-        Image.fromarray(images[i].astype(np.uint8)).save(folder / f"s{i}.png")
+    folder, _ = export_pngs(ct_demo_dir / "Test.mat", tmp_path / "pngs", 3, prefix="s")
     out = tmp_path / "explain"
     proc = subprocess.run(
         [sys.executable, "-m", "medbundle.explain", str(REPO / "bundles" / "ct_infection"), "--input_path", str(folder),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,7 +34,7 @@ from medbundle.explain.quality import (
     stability,
     summarise,
 )
-from medbundle.utils import atomic_write, atomic_write_json
+from medbundle.utils import atomic_write, atomic_write_json, jsonable
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
@@ -266,7 +265,7 @@ class ExplanationReport:
         writer.writerows(records)
         with atomic_write(self.output_dir / "explanations.csv", newline="") as f:
             f.write(buf.getvalue())
-        atomic_write_json(self.output_dir / "summary.json", _finite(summary))
+        atomic_write_json(self.output_dir / "summary.json", jsonable(summary))
         logger.info(f"explanations of {len(records)} images ({', '.join(self.methods)}) -> {self.output_dir}")
         for name, stats in summary["methods"].items():
             s = stats["per_image_summary"]
@@ -344,18 +343,3 @@ def _named(per_class: dict, class_names: Sequence[str]) -> dict:
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
-
-
-def _finite(obj: Any) -> Any:
-    """Replace NaN/inf by None and arrays by lists, for strict JSON."""
-    if isinstance(obj, dict):
-        return {str(k): _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _finite(obj.tolist())
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj

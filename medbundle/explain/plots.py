@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from scipy import ndimage
 
-from medbundle.utils import agg_figure, save_png, wrap_label
+from medbundle.utils import agg_figure, save_png, to_numpy, wrap_label
 
 __all__ = [
     "RELEVANCE_LABEL",
@@ -44,19 +44,9 @@ _FULL = np.ones((3, 3), bool)  # 8-connectivity
 # ----------------------------------------------------------------------------------------------
 # array helpers
 # ----------------------------------------------------------------------------------------------
-def _to_numpy(x: Any) -> np.ndarray:
-    """Convert lists, numpy arrays and torch tensors (also on GPU / with grad) to numpy."""
-    if hasattr(x, "detach"):  # torch.Tensor / MetaTensor without importing torch
-        x = x.detach().cpu()
-        if str(getattr(x, "dtype", "")) == "torch.bfloat16":
-            x = x.float()
-        x = x.numpy()
-    return np.asarray(x)
-
-
 def _as_2d(x: Any, name: str) -> np.ndarray:
     """A float64 ``(H, W)`` array; leading singleton axes (``(1, H, W)``, ``(1, 1, H, W)``) are dropped."""
-    a = _to_numpy(x)
+    a = to_numpy(x)
     while a.ndim > 2 and a.shape[0] == 1:
         a = a[0]
     if a.ndim != 2:
@@ -66,7 +56,7 @@ def _as_2d(x: Any, name: str) -> np.ndarray:
 
 def _as_stack(x: Any, name: str) -> np.ndarray:
     """A float64 ``(N, H, W)`` array; a channel axis of size 1 (``(N, 1, H, W)``) is dropped."""
-    a = _to_numpy(x)
+    a = to_numpy(x)
     if a.ndim == 4 and a.shape[1] == 1:
         a = a[:, 0]
     if a.ndim != 3:
@@ -251,8 +241,8 @@ def save_class_grid(
     imgs = _as_stack(images, "images")
     heats = _as_stack(maps, "maps")
     _check_same_shape(imgs, heats, "images and maps")
-    y = _to_numpy(labels).reshape(-1).astype(np.int64)
-    p = _to_numpy(preds).reshape(-1).astype(np.int64)
+    y = to_numpy(labels).reshape(-1).astype(np.int64)
+    p = to_numpy(preds).reshape(-1).astype(np.int64)
     n, c = imgs.shape[0], len(class_names)
     if len(y) != n or len(p) != n:
         raise ValueError(f"{n} images but {len(y)} labels and {len(p)} predictions.")
@@ -453,8 +443,8 @@ def restrict_to_anatomy(maps: Any, masks: Any) -> np.ndarray:
     Returns:
         float32 array of the shape of ``maps``.
     """
-    m = np.clip(np.nan_to_num(_to_numpy(maps).astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0), 0.0, None)
-    k = _to_numpy(masks) > 0
+    m = np.clip(np.nan_to_num(to_numpy(maps).astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0), 0.0, None)
+    k = to_numpy(masks) > 0
     if m.ndim not in (2, 3):
         raise ValueError(f"maps must have shape (N, H, W) or (H, W), got {m.shape}.")
     if k.shape != m.shape and k.shape != m.shape[-2:]:
