@@ -1,0 +1,17 @@
+"""Explanations of the classifiers' decisions: saliency methods (and, later, their quality checks and plots)."""
+
+from __future__ import annotations
+
+from .methods import (
+    METHODS,
+    Explainer,
+    Explanation,
+    GradCAM,
+    GradCAMpp,
+    IntegratedGradients,
+    OcclusionSensitivity,
+    find_target_layer,
+    get_explainer,
+    model_guard,
+    normalize_maps,
+)
