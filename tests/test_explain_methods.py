@@ -14,11 +14,11 @@ import torch
 import torch.nn.functional as F
 from captum.attr import IntegratedGradients as CaptumIG
 from captum.attr import LayerAttribution, LayerGradCam
+from monai import visualize as mv
 from monai.networks.nets import DenseNet, DenseNet121, EfficientNetBN, ResNet, resnet50
 from scipy import ndimage
 from torch import nn
 
-import monai.visualize as mv
 from medbundle.explain import (
     METHODS,
     Explanation,
@@ -59,7 +59,8 @@ def small_densenet(seed: int = 0) -> nn.Module:
 
 def small_resnet(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
-    net = ResNet("basic", (1, 1, 1, 1), (4, 8, 8, 16), spatial_dims=2, n_input_channels=1, num_classes=3, conv1_t_stride=2)
+    net = ResNet("basic", (1, 1, 1, 1), (4, 8, 8, 16), spatial_dims=2, n_input_channels=1, num_classes=3,
+                 conv1_t_stride=2)
     return _randomise_norms(net).eval()
 
 
@@ -93,9 +94,14 @@ def test_gradcam_matches_captum(net):
 def _reference_gradcampp(model: nn.Module, layer: str, x: torch.Tensor, target: list[int]) -> torch.Tensor:
     """Grad-CAM++ of Chattopadhay et al. eq. 19 (as pytorch-grad-cam), one sample at a time, full backward."""
     maps = []
+    store: dict[str, torch.Tensor] = {}
+
+    def keep(_module: nn.Module, _inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+        store["a"] = output.clone()
+        return store["a"]
+
     for i, c in enumerate(target):
-        store = {}
-        handle = model.get_submodule(layer).register_forward_hook(lambda m, inp, out: store.update(a=out.clone()) or store["a"])
+        handle = model.get_submodule(layer).register_forward_hook(keep)
         try:
             score = model(x[i : i + 1])[0, c]
         finally:
@@ -125,6 +131,8 @@ def test_integrated_gradients_matches_captum_and_is_complete():
     ref = CaptumIG(model).attribute(x, baselines=0.0, target=CLASSES[:3], n_steps=steps, method="riemann_trapezoid")
     # captum's trapezoid weights are 1/n (halved at the ends): they sum to 1 - 1/n instead of 1
     torch.testing.assert_close(ours, ref * steps / (steps - 1), rtol=1e-4, atol=1e-8)
+    maps = IntegratedGradients(model, steps=steps)(x, CLASSES[:3])  # the scale does not matter after normalisation
+    torch.testing.assert_close(maps, normalize_maps(ref.clamp(min=0).sum(1, keepdim=True)), rtol=0, atol=1e-5)
     ig = IntegratedGradients(model, steps=128, baseline=0.0)
     attr = ig.attribute(x, CLASSES[:3])
     with torch.no_grad():
@@ -164,7 +172,8 @@ def test_occlusion_matches_monai_with_the_same_settings():
 def test_occlusion_grid_and_interpolation():
     model, x = tiny_ctnet(), _inputs(2, 33)
     assert OcclusionSensitivity(model).grid((224, 224)) == (14, list(range(0, 211, 21)), list(range(0, 211, 21)))
-    assert OcclusionSensitivity(model, smooth=False).grid((64, 48)) == (3, list(range(0, 62, 3)) + [61], list(range(0, 46, 3)))
+    blocks = OcclusionSensitivity(model, smooth=False)
+    assert blocks.grid((64, 48)) == (3, list(range(0, 62, 3)) + [61], list(range(0, 46, 3)))
     with pytest.raises(ValueError, match="stride <= mask_size"):
         OcclusionSensitivity(model, mask_size=4, stride=6, smooth=False)
     # patches of 3 every 3 px: the interpolated map equals each patch's drop at the patch centres
@@ -303,7 +312,8 @@ def big_nets() -> dict[str, nn.Module]:
         "ctnet": CTNet(features=(32, 64, 128, 256, 512), pooled_size=1, batch_norm=True),
         "densenet121": DenseNet121(spatial_dims=2, in_channels=1, out_channels=3),
         "resnet50": resnet50(spatial_dims=2, n_input_channels=1, num_classes=3, conv1_t_stride=2),
-        "efficientnet_b0": EfficientNetBN("efficientnet-b0", spatial_dims=2, in_channels=1, num_classes=3, pretrained=False),
+        "efficientnet_b0": EfficientNetBN("efficientnet-b0", spatial_dims=2, in_channels=1, num_classes=3,
+                                          pretrained=False),
     }
 
 
@@ -330,7 +340,8 @@ def test_find_target_layer(big_nets, name):
 def test_target_layer_override_and_errors():
     model, x = tiny_ctnet(), _inputs(2, 32)
     ours = GradCAM(model, target_layer="features.3.0")(x, [0, 1])
-    torch.testing.assert_close(ours, normalize_maps(_captum_gradcam(model, "features.3.0", x, [0, 1])), rtol=0, atol=1e-5)
+    ref = normalize_maps(_captum_gradcam(model, "features.3.0", x, [0, 1]))
+    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="not a submodule"):
         GradCAM(model, target_layer="features.9")(x)
     with pytest.raises(ValueError, match="unknown explanation method"):
@@ -395,5 +406,6 @@ def test_gradcam_points_at_the_evidence():
     assert cam.layer_name(xt) == "6"
     pos = yt == 1
     maps = cam(xt[pos], 1)[:, 0].reshape(int(pos.sum()), -1)
-    hits = [ndimage.binary_dilation(m, iterations=2).flatten()[a] for m, a in zip(masks[pos.numpy()], maps.argmax(1).numpy())]
+    peaks = maps.argmax(1).numpy()
+    hits = [ndimage.binary_dilation(m, iterations=2).flatten()[a] for m, a in zip(masks[pos.numpy()], peaks)]
     assert np.mean(hits) >= 0.9, np.mean(hits)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .methods import (
+from medbundle.explain.methods import (
     METHODS,
     Explainer,
     Explanation,
@@ -15,3 +15,17 @@ from .methods import (
     model_guard,
     normalize_maps,
 )
+
+__all__ = [
+    "METHODS",
+    "Explainer",
+    "Explanation",
+    "GradCAM",
+    "GradCAMpp",
+    "IntegratedGradients",
+    "OcclusionSensitivity",
+    "find_target_layer",
+    "get_explainer",
+    "model_guard",
+    "normalize_maps",
+]

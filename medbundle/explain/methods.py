@@ -6,8 +6,9 @@ Built after ``monai.visualize`` (same methods, same upsampling), without the def
   per-sample ``class_idx`` (or ``None``, the predicted classes) that is a ``B x B`` block, so every map is
   computed from the sum of *all* the batch's class scores, and ``GradCAMpp`` multiplies the gradients by
   ``exp(score)`` with that ``B x B`` score broadcast against the spatial dimensions (it raises for any batch
-  of more than one sample unless the feature map happens to be ``B x B``). Here the score is ``sum_i logits[i, class_idx[i]]``: in eval mode, without cross-batch operations,
-  each logit depends on its own sample only, so each map depends only on its sample and its target class.
+  of more than one sample unless the feature map happens to be ``B x B``). Here the score is
+  ``sum_i logits[i, class_idx[i]]``: in eval mode, without cross-batch operations, each logit depends on its
+  own sample only, so each map depends only on its sample and its target class.
 * **The model is left exactly as found.** Hooks are removed in ``finally`` blocks, ``inplace`` flags are not
   touched (a target layer's output is captured and a clone is passed on, so downstream in-place operations
   cannot modify it), every module's train/eval flag and every parameter's ``requires_grad`` are restored,
@@ -19,8 +20,8 @@ Built after ``monai.visualize`` (same methods, same upsampling), without the def
   is returned as all zeros, never divided by zero.
 
 Every explainer runs the model in eval mode and in float32 (autocast disabled, whatever the caller's
-context), inside ``torch.enable_grad()`` and outside inference mode where gradients are needed. Inputs are ``(B, C, *spatial)``
-(occlusion: 2D only); the maps are ``(B, 1, *spatial)`` float32 on the input's device.
+context), inside ``torch.enable_grad()`` and outside inference mode where gradients are needed. Inputs are
+``(B, C, *spatial)`` (occlusion: 2D only); the maps are ``(B, 1, *spatial)`` float32 on the input's device.
 """
 
 from __future__ import annotations
@@ -157,7 +158,11 @@ def find_target_layer(model: nn.Module, input_shape: Sequence[int] = (1, 1, 64, 
     """
     names = {m: n for n, m in model.named_modules() if isinstance(m, _CONV)}
     calls: list[tuple[str, tuple[int, ...]]] = []
-    handles = [m.register_forward_hook(lambda mod, _i, out: calls.append((names[mod], tuple(out.shape[2:])))) for m in names]
+
+    def record(module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
+        calls.append((names[module], tuple(output.shape[2:])))
+
+    handles = [m.register_forward_hook(record) for m in names]
     try:
         p = next(model.parameters(), None)
         x = torch.zeros(tuple(input_shape), device=_model_device(model, torch.device("cpu")),
@@ -169,7 +174,7 @@ def find_target_layer(model: nn.Module, input_shape: Sequence[int] = (1, 1, 64, 
             h.remove()
     found = [n for n, spatial in calls if math.prod(spatial) > 1]
     if not found:
-        raise ValueError(f"no convolution of the model has an output larger than 1 position for input {tuple(input_shape)}")
+        raise ValueError(f"no convolution of the model outputs more than 1 position for input {tuple(input_shape)}")
     return found[-1]
 
 
@@ -333,7 +338,8 @@ class GradCAMpp(GradCAM):
         dims = tuple(range(2, grads.ndim))
         g2 = grads.pow(2)
         denom = 2 * g2 + acts.sum(dims, keepdim=True) * g2 * grads
-        alpha = g2 / torch.where(denom != 0, denom, torch.ones_like(denom))
+        nonzero = denom != 0
+        alpha = torch.where(nonzero, g2 / torch.where(nonzero, denom, torch.ones_like(denom)), torch.zeros_like(g2))
         return (alpha * F.relu(grads)).sum(dims, keepdim=True)
 
 
@@ -417,10 +423,13 @@ class OcclusionSensitivity(Explainer):
         with torch.no_grad():
             logits = self._forward(x)
             idx = _resolve_class_idx(class_idx, logits)
-            fill = x.mean((2, 3), keepdim=True) if self.baseline == "mean" else torch.full_like(x[:, :, :1, :1], float(self.baseline))
+            if self.baseline == "mean":
+                fill = x.mean((2, 3), keepdim=True)
+            else:
+                fill = torch.full_like(x[:, :, :1, :1], float(self.baseline))
             drops = torch.zeros(x.shape[0], len(corners), device=x.device)
-            for b in range(x.shape[0]):  # p(x) again, alone, so that the drops do not depend on the batch
-                p0 = self._forward(x[b : b + 1]).softmax(1)[0, idx[b]]
+            for b in range(x.shape[0]):  # p(x) of the sample alone, so that the drops do not depend on the batch
+                p0 = (logits[b] if x.shape[0] == 1 else self._forward(x[b : b + 1])[0]).softmax(0)[idx[b]]
                 for start in range(0, len(corners), self.batch_size):
                     chunk = corners[start : start + self.batch_size]
                     occluded = x[b : b + 1].repeat(len(chunk), 1, 1, 1)
@@ -506,7 +515,8 @@ class IntegratedGradients(Explainer):
             for b in range(x.shape[0]):
                 delta = x[b] - base[b]
                 for start in range(0, self.steps, self.internal_batch_size):
-                    a, w = alphas[start : start + self.internal_batch_size], weights[start : start + self.internal_batch_size]
+                    a = alphas[start : start + self.internal_batch_size]
+                    w = weights[start : start + self.internal_batch_size]
                     points = (base[b] + a.view(view) * delta).requires_grad_(True)
                     if self.channels_last and points.ndim == 4:
                         points = points.contiguous(memory_format=torch.channels_last)
