@@ -409,3 +409,9 @@ def test_gradcam_points_at_the_evidence():
     peaks = maps.argmax(1).numpy()
     hits = [ndimage.binary_dilation(m, iterations=2).flatten()[a] for m, a in zip(masks[pos.numpy()], peaks)]
     assert np.mean(hits) >= 0.9, np.mean(hits)
+    # cascading randomisation (Adebayo et al.): the maps of the randomised model fall toward the random-pair baseline
+    from medbundle.explain.quality import cascading_randomisation
+
+    check = cascading_randomisation(lambda m: GradCAM(m), model, xt[pos][:16], seed=0)
+    # measured: Spearman -0.75, 0.80, 0.25, 0.32 over the 4 steps; random pairs 0.19
+    assert check["spearman"][-1] < 0.5 and check["spearman"][-1] - check["pair_baseline"]["spearman"] < 0.2, check
