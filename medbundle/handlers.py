@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import re
 import time
@@ -20,7 +19,7 @@ from monai.handlers import CheckpointSaver as _MonaiCheckpointSaver
 
 from medbundle.engine import is_rank_zero
 from medbundle.report import write_classification_report, write_predictions_csv
-from medbundle.utils import atomic_write
+from medbundle.utils import atomic_write, atomic_write_csv
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
@@ -229,13 +228,7 @@ class EpochLogger:
             with open(self.log_csv, newline="") as f:
                 rows = list(csv.DictReader(f))
         rows.append(row)
-        fields = list(dict.fromkeys(k for r in rows for k in r))
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-        with atomic_write(self.log_csv, newline="") as f:
-            f.write(buf.getvalue())
+        atomic_write_csv(self.log_csv, rows)
         if self.writer is not None:
             for key, value in row.items():
                 if key != "epoch":

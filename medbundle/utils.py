@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import math
 import os
@@ -15,6 +16,7 @@ import numpy as np
 __all__ = [
     "atomic_write",
     "atomic_write_json",
+    "atomic_write_csv",
     "agg_figure",
     "save_png",
     "wrap_label",
@@ -58,6 +60,15 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     with atomic_write(path) as f:
         json.dump(obj, f, indent=2, default=_json_default)
         f.write("\n")
+
+
+def atomic_write_csv(path: str | os.PathLike, rows: list[dict]) -> None:
+    """Write dict rows as CSV to ``path`` atomically; the columns are every key, in order of first appearance."""
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    with atomic_write(path, newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def _json_default(o: Any) -> Any:

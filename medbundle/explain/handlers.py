@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import re
 from collections.abc import Sequence
@@ -34,7 +32,7 @@ from medbundle.explain.quality import (
     stability,
     summarise,
 )
-from medbundle.utils import atomic_write, atomic_write_json, jsonable
+from medbundle.utils import atomic_write_csv, atomic_write_json, jsonable
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
@@ -258,13 +256,7 @@ class ExplanationReport:
             summary["methods"][name]["stability"].pop("per_image", None)
 
     def _write(self, records: list[dict], summary: dict) -> None:
-        fields = list(dict.fromkeys(k for r in records for k in r))
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(records)
-        with atomic_write(self.output_dir / "explanations.csv", newline="") as f:
-            f.write(buf.getvalue())
+        atomic_write_csv(self.output_dir / "explanations.csv", records)
         atomic_write_json(self.output_dir / "summary.json", jsonable(summary))
         logger.info(f"explanations of {len(records)} images ({', '.join(self.methods)}) -> {self.output_dir}")
         for name, stats in summary["methods"].items():
