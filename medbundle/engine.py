@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import functools
 import logging
 import os
@@ -13,8 +14,11 @@ import torch
 import torch.distributed as dist
 from monai.inferers import SimpleInferer
 
+from medbundle.utils import atomic_write_json
+
 __all__ = [
     "AutocastInferer",
+    "record_run",
     "bf16_supported",
     "resolve_device",
     "prepare_network",
@@ -165,6 +169,41 @@ def log_run(bundle_name: str, dataset_dir: str, output_dir: str, device: torch.d
         Path(output_dir).mkdir(parents=True, exist_ok=True)
     amp = "bf16 autocast" if bf16_supported(device) else "fp32"
     logger.info(f"{bundle_name}: data {dataset_dir} -> outputs {output_dir} (device {device}, {amp})")
+
+
+def record_run(output_dir: str) -> None:
+    """Write ``<output_dir>/run.json``: the config files and overrides of this ``monai.bundle run`` command.
+
+    Read from the command line (``--config_file`` as a path or a list of paths, every other ``--key value`` or
+    ``--key=value`` an override; values parsed as Python literals where they are one, as ``monai.bundle`` does).
+    :mod:`medbundle.compare` rebuilds a run's network and preprocessing from it. Nothing is written on ranks
+    other than 0, or when the process was not started by ``monai.bundle run``.
+
+    Args:
+        output_dir: the run folder.
+    """
+    argv = sys.argv[1:]
+    if not is_rank_zero() or "run" not in argv[:1]:
+        return
+    args: dict[str, Any] = {}
+    i = 1
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("--"):
+            key, eq, value = arg[2:].partition("=")
+            if not eq and i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                value, i = argv[i + 1], i + 1
+            elif not eq:
+                value = "True"
+            try:
+                args[key] = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                args[key] = value
+        i += 1
+    files = args.pop("config_file", [])
+    files = [files] if isinstance(files, str) else list(files)
+    run = {"config_file": [os.path.abspath(f) for f in files], "overrides": args}
+    atomic_write_json(Path(output_dir) / "run.json", run)
 
 
 def require_file(path: str, what: str, hint: str) -> str:

@@ -6,7 +6,7 @@ import csv
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,9 @@ from medbundle.utils import atomic_write, atomic_write_csv
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
 
-__all__ = ["CheckpointSaver", "Resume", "EpochLogger", "PredictionsWriter", "ClassificationReport", "latest_checkpoint"]
+__all__ = ["CheckpointSaver", "Resume", "EpochLogger", "PredictionsWriter", "ClassificationReport", "PhaseSchedule",
+           "BatchNormRecalibration",
+           "latest_checkpoint"]
 
 logger = logging.getLogger("medbundle.handlers")
 
@@ -322,3 +324,239 @@ class ClassificationReport(PredictionsWriter):
             ids=self.ids,
             log_csv=self.log_csv,
         )
+
+
+def _frozen_norm_in_eval_mode(module: torch.nn.Module, args: Any) -> None:
+    """Forward pre-hook of a frozen normalisation layer: use (and keep) its running statistics."""
+    module.train(False)
+
+
+class BatchNormRecalibration:
+    """Re-estimate the batch-norm running statistics from training batches before each validation.
+
+    During training, a batch-norm layer's running mean and variance are an exponential average over the last
+    few dozen batches, computed while the weights were still moving; with a large learning rate they lag behind
+    the weights at the end of the epoch, and evaluation (which uses them) sees a shifted network. This handler
+    ("precise BN", Wu & Johnson 2021) recomputes them at the end of every epoch as the plain average over
+    ``num_batches`` training batches, forward only and with the weights as they now are. Measured on the real
+    Alzheimer MRI after 4 epochs of CTNet at learning rate 1e-3: validation accuracy 0.38 with the running
+    statistics, 0.53 with recomputed ones (0.02 against 0.71 without augmentation).
+
+    Layers whose parameters are all frozen (see :class:`PhaseSchedule`) are left alone. Attach it before the
+    ``ValidationHandler``, so that it runs first at the end of an epoch.
+
+    Args:
+        network: the trained network.
+        data_loader: the training data loader (augmented batches are fine: their statistics are the ones the
+            network was trained with).
+        num_batches: batches to average over; 0 disables the handler.
+    """
+
+    def __init__(self, network: torch.nn.Module, data_loader: Any, num_batches: int = 20) -> None:
+        self.network, self.data_loader, self.num_batches = network, data_loader, int(num_batches)
+
+    def attach(self, engine: Engine) -> None:
+        if self.num_batches > 0:
+            engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        layers = [m for m in self.network.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                  and m.track_running_stats and any(p.requires_grad for p in m.parameters(recurse=False))]
+        if not layers:
+            return
+        momenta = [m.momentum for m in layers]
+        modes = {m: m.training for m in self.network.modules()}
+        for m in layers:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average
+        self.network.train()
+        seen = 0
+        with torch.no_grad():
+            for i, batch in enumerate(self.data_loader):
+                if i >= self.num_batches:
+                    break
+                inputs = engine.prepare_batch(batch, engine.state.device, engine.non_blocking, **engine.to_kwargs)[0]
+                if inputs.shape[0] > 1:
+                    engine.inferer(inputs, self.network)
+                    seen += 1
+        for m, momentum in zip(layers, momenta):
+            m.momentum = momentum
+        for m, mode in modes.items():
+            m.train(mode)
+        logger.debug(f"batch-norm statistics of {len(layers)} layers recomputed from {seen} training batches")
+
+
+class PhaseSchedule:
+    """Train in phases that change which parameters learn and at which learning rates (transfer learning).
+
+    Each phase is a dict:
+
+    * ``name``: shown in the log and TensorBoard;
+    * ``trainable``: parameter-name prefixes that learn in this phase (``["fc"]``: the head only); every other
+      parameter is frozen (``requires_grad=False``, so the optimiser skips it, and the normalisation layers whose
+      parameters are all frozen run in eval mode, so their running statistics stay fixed too). ``None`` or
+      ``"all"``: everything learns;
+    * ``lr``: a learning rate for every parameter group, or ``{group name: lr}`` for groups made by
+      :func:`medbundle.networks.named_param_groups`;
+    * ``epochs``: the most epochs of the phase (None: no limit);
+    * ``patience``: validations without improvement of the score after which the phase ends (0: never).
+
+    A phase ends at its epoch limit or on a plateau; the next starts at the next epoch, and the end of the last
+    phase stops training (the last phase's patience is early stopping). With ``restore_best``, each phase hands
+    its best weights (by the score) to the next one (Keras' ``restore_best_weights``). Every epoch the phase
+    index and the learning rate of each group go to TensorBoard (``phase``, ``lr/<group>``). The schedule's
+    position is saved with the checkpoints (:meth:`state_dict`), so a resumed run continues in its phase.
+
+    Args:
+        network: the trained network.
+        optimizer: its optimiser (groups may carry a ``"name"``).
+        phases: the phases, in order.
+        evaluator: the validation engine whose ``metric_name`` is watched (needed for ``patience``).
+        metric_name: the score in ``evaluator.state.metrics``.
+        mode: ``"max"`` or ``"min"``: which way the score improves.
+        restore_best: start each phase from the best weights of the one before when it ended on a plateau.
+        summary_writer: TensorBoard writer, or None.
+
+    Example (the Alzheimer seed: head for up to 10 epochs at 1e-4, then everything at 1e-5, patience 5 each)::
+
+        PhaseSchedule(net, opt, [{"name": "head", "trainable": ["fc"], "lr": 1e-4, "epochs": 10, "patience": 5},
+                                 {"name": "fine_tune", "trainable": "all", "lr": 1e-5, "patience": 5}], evaluator)
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        phases: Sequence[dict],
+        evaluator: Engine | None = None,
+        metric_name: str = "val_accuracy",
+        mode: str = "max",
+        restore_best: bool = True,
+        summary_writer: Any = None,
+    ) -> None:
+        if not phases:
+            raise ValueError("PhaseSchedule needs at least one phase")
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        known = {"name", "trainable", "lr", "epochs", "patience"}
+        group_names = {g.get("name") for g in optimizer.param_groups}
+        for i, phase in enumerate(phases):
+            if set(phase) - known:
+                raise ValueError(f"phase {i}: unknown keys {sorted(set(phase) - known)}; allowed: {sorted(known)}")
+            if isinstance(phase.get("lr"), Mapping) and set(phase["lr"]) - group_names:
+                raise ValueError(
+                    f"phase {i}: learning rates for groups {sorted(set(phase['lr']) - group_names)}, but the "
+                    f"optimiser's groups are {sorted(map(str, group_names))} (name them with named_param_groups)"
+                )
+            if phase.get("patience") and evaluator is None:
+                raise ValueError(f"phase {i} has a patience but no evaluator to watch was given")
+        names = [n for n, _ in network.named_parameters()]
+        for i, phase in enumerate(phases):
+            for prefix in self._prefixes(phase) or []:
+                if not any(n == prefix or n.startswith(prefix + ".") for n in names):
+                    raise ValueError(f"phase {i}: trainable prefix {prefix!r} matches no parameter of the network")
+        self.network, self.optimizer, self.phases = network, optimizer, [dict(p) for p in phases]
+        self.evaluator, self.metric_name, self.mode = evaluator, metric_name, mode
+        self.restore_best, self.summary_writer = restore_best, summary_writer
+        self.phase, self.epochs_in_phase, self.bad, self.best = 0, 0, 0, None
+        self._best_state: dict | None = None
+        self._advance = False
+        self._hooks: list = []
+
+    @staticmethod
+    def _prefixes(phase: dict) -> list[str] | None:
+        trainable = phase.get("trainable")
+        return None if trainable in (None, "all") else [trainable] if isinstance(trainable, str) else list(trainable)
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self._apply)
+        engine.add_event_handler(Events.EPOCH_STARTED, self._epoch_started)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._epoch_completed)
+        engine.add_event_handler(Events.COMPLETED, lambda _: self._release())
+        if self.evaluator is not None:
+            self.evaluator.add_event_handler(Events.COMPLETED, lambda ev: self._validated(ev, engine))
+
+    def state_dict(self) -> dict:
+        return {"phase": self.phase, "epochs_in_phase": self.epochs_in_phase, "bad": self.bad, "best": self.best}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.phase, self.epochs_in_phase = int(state_dict["phase"]), int(state_dict["epochs_in_phase"])
+        self.bad, self.best = int(state_dict["bad"]), state_dict["best"]
+
+    def _apply(self, engine: Engine | None = None) -> None:
+        """Freeze / unfreeze and set the learning rates of the current phase."""
+        phase = self.phases[self.phase]
+        prefixes = self._prefixes(phase)
+        for n, p in self.network.named_parameters():
+            p.requires_grad_(prefixes is None or any(n == pre or n.startswith(pre + ".") for pre in prefixes))
+        self._release()
+        for module in self.network.modules():
+            params = list(module.parameters(recurse=False))
+            if isinstance(module, torch.nn.modules.batchnorm._NormBase) and params and not any(
+                p.requires_grad for p in params
+            ):
+                self._hooks.append(module.register_forward_pre_hook(_frozen_norm_in_eval_mode))
+        lr = phase.get("lr")
+        for group in self.optimizer.param_groups:
+            value = lr.get(group.get("name"), group["lr"]) if isinstance(lr, Mapping) else lr
+            if value is not None:
+                group["lr"] = float(value)
+                group["initial_lr"] = float(value)
+        n_train = sum(p.numel() for p in self.network.parameters() if p.requires_grad)
+        n_all = sum(p.numel() for p in self.network.parameters())
+        lrs = ", ".join(f"{g.get('name', i)} {g['lr']:.2e}" for i, g in enumerate(self.optimizer.param_groups))
+        logger.info(f"phase {self.phase + 1}/{len(self.phases)} '{phase.get('name', self.phase)}': "
+                    f"{n_train:,} of {n_all:,} parameters train; lr {lrs}")
+
+    def _release(self) -> None:
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
+
+    def _epoch_started(self, engine: Engine) -> None:
+        if not self._advance:
+            return
+        self._advance = False
+        if self.restore_best and self._best_state is not None:
+            self.network.load_state_dict(self._best_state)
+            logger.info(f"phase '{self.phases[self.phase].get('name', self.phase)}' ended: its best weights "
+                        f"({self.metric_name} {self.best:.4f}) go on to the next phase")
+        self.phase += 1
+        self.epochs_in_phase, self.bad, self.best, self._best_state = 0, 0, None, None
+        self._apply(engine)
+
+    def _end_phase(self, engine: Engine, why: str) -> None:
+        name = self.phases[self.phase].get("name", self.phase)
+        if self.phase + 1 < len(self.phases):
+            logger.info(f"phase '{name}' ends after epoch {engine.state.epoch}: {why}")
+            self._advance = True
+        else:
+            logger.info(f"last phase '{name}' ends after epoch {engine.state.epoch}: {why}; training stops")
+            engine.terminate()
+
+    def _epoch_completed(self, engine: Engine) -> None:
+        self.epochs_in_phase += 1
+        if self.summary_writer is not None:
+            self.summary_writer.add_scalar("phase", self.phase + 1, engine.state.epoch)
+            for i, g in enumerate(self.optimizer.param_groups):
+                self.summary_writer.add_scalar(f"lr/{g.get('name', i)}", g["lr"], engine.state.epoch)
+        limit = self.phases[self.phase].get("epochs")
+        if limit is not None and self.epochs_in_phase >= limit and not self._advance:
+            self._end_phase(engine, f"{limit} epoch(s) done")
+
+    def _validated(self, evaluator: Engine, trainer: Engine) -> None:
+        score = evaluator.state.metrics.get(self.metric_name)
+        if score is None:
+            raise KeyError(f"PhaseSchedule: the evaluator has no metric {self.metric_name!r} "
+                           f"(it has {sorted(evaluator.state.metrics)}); set metric_name")
+        score = float(score)
+        better = self.best is None or (score > self.best if self.mode == "max" else score < self.best)
+        if better:
+            self.best, self.bad = score, 0
+            if self.restore_best:
+                self._best_state = {k: v.detach().clone() for k, v in self.network.state_dict().items()}
+            return
+        self.bad += 1
+        patience = self.phases[self.phase].get("patience") or 0
+        if patience and self.bad >= patience and not self._advance:
+            self._end_phase(trainer, f"no better {self.metric_name} for {self.bad} validation(s)")

@@ -2,7 +2,8 @@
 
 MONAI's ``LoadImage`` already reads PNG/JPEG/BMP/TIFF (PIL), DICOM (pydicom) and NIfTI (nibabel);
 medbundle adds slices of seed-style ``.mat`` files (``"/data/Train.mat#12"``, see
-:class:`medbundle.data.MatSliceReader`) and reads every format in the same (row, column) order, so
+:class:`medbundle.data.MatSliceReader`) and rows of parquet image tables (``"/data/train-0.parquet#7"``, see
+:class:`medbundle.data.parquet.ParquetRowReader`), and reads every format in the same (row, column) order, so
 that a model trained on ``.mat`` slices sees exported PNGs of the same slices the same way round.
 """
 
@@ -19,6 +20,7 @@ from monai.transforms import LoadImage, MapTransform, Transform
 from medbundle.data.datalist import is_dicom
 from medbundle.data.errors import DataError
 from medbundle.data.matfile import MatSliceReader
+from medbundle.data.parquet import ParquetRowReader
 
 __all__ = ["ToGrayscale", "ToGrayscaled", "LoadImage2D", "LoadImage2Dd"]
 
@@ -76,7 +78,7 @@ class ToGrayscaled(MapTransform):
 class LoadImage2D(Transform):
     """Load a 2D image of any supported format as a ``(1, H, W)`` float32 image.
 
-    The reader is chosen by file name: ``.mat`` slices, PIL (``reverse_indexing=False``: rows first),
+    The reader is chosen by file name: ``.mat`` slices, parquet rows, PIL (``reverse_indexing=False``: rows first),
     pydicom (``swap_ij=False``: rows first; also DICOM files without an extension), nibabel for
     NIfTI (array order as stored), and MONAI's defaults for anything else. The result is
     grey-scale (:class:`ToGrayscale`), float32, and any non-finite pixel is an error naming the file.
@@ -84,12 +86,16 @@ class LoadImage2D(Transform):
     Args:
         data_key: image variable of ``.mat`` files.
         label_key: label variable of ``.mat`` files.
+        image_column: image column of parquet files.
         image_only: return only the image (default) or ``(image, meta)``.
     """
 
-    def __init__(self, data_key: str = "data", label_key: str = "label", image_only: bool = True) -> None:
+    def __init__(
+        self, data_key: str = "data", label_key: str = "label", image_column: str = "image", image_only: bool = True
+    ) -> None:
         self.dicom = PydicomReader(swap_ij=False)
-        self.readers = [MatSliceReader(data_key=data_key, label_key=label_key), PILReader(reverse_indexing=False)]
+        self.readers = [MatSliceReader(data_key=data_key, label_key=label_key), ParquetRowReader(image_column),
+                        PILReader(reverse_indexing=False)]
         self.readers.append(NibabelReader())
         self.loader = LoadImage(image_only=True, ensure_channel_first=True, dtype=np.float32)
         self.gray = ToGrayscale()
@@ -123,6 +129,7 @@ class LoadImage2Dd(MapTransform):
         keys: keys holding file names (for example ``"image"`` and ``"mask"``).
         data_key: image variable of ``.mat`` files.
         label_key: label variable of ``.mat`` files.
+        image_column: image column of parquet files.
         allow_missing_keys: don't raise when a key is missing (an item without a mask).
     """
 
@@ -131,10 +138,11 @@ class LoadImage2Dd(MapTransform):
         keys: KeysCollection,
         data_key: str = "data",
         label_key: str = "label",
+        image_column: str = "image",
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.loader = LoadImage2D(data_key=data_key, label_key=label_key)
+        self.loader = LoadImage2D(data_key=data_key, label_key=label_key, image_column=image_column)
 
     def __call__(self, data: Mapping[Hashable, str]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)

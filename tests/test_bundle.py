@@ -12,7 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import BUNDLES, REPO, SHARED_DATA, SMOKE, bundle_config, export_pngs, run_bundle
+from conftest import (
+    BUNDLES,
+    REPO,
+    SHARED_DATA,
+    SMOKE,
+    bundle_config,
+    export_pngs,
+    run_bundle,
+)
 
 TASK = "ct_infection"
 CONFIGS = BUNDLES / TASK / "configs"

@@ -169,6 +169,19 @@ def test_occlusion_matches_monai_with_the_same_settings():
     torch.testing.assert_close(raw, exp.probs[:, 2, None, None, None] - occ[:, 2:3].as_tensor(), rtol=0, atol=1e-6)
 
 
+def test_occlusion_map_is_the_signed_drop_rescaled_and_positive_only_clips():
+    """Default: min-max of the signed drop (affine, so MONAI-comparable); ``positive_only``: drops below 0 read 0."""
+    model, x = tiny_ctnet(), _inputs(2, 32)
+    signed = OcclusionSensitivity(model, mask_size=8, stride=4, smooth=False)
+    raw, maps = signed.attribute(x, [0, 2]), signed(x, [0, 2])
+    assert (raw < 0).any() and (raw > 0).any()  # occlusion both lowers and raises the class probability here
+    for b in range(2):
+        r = raw[b].flatten()
+        torch.testing.assert_close(maps[b].flatten(), (r - r.min()) / (r.max() - r.min()), rtol=0, atol=1e-5)
+    clipped = OcclusionSensitivity(model, mask_size=8, stride=4, smooth=False, positive_only=True)(x, [0, 2])
+    assert ((clipped == 0) == (raw <= 0)).all() and clipped.amax((1, 2, 3)).eq(1).all()
+
+
 def test_occlusion_grid_and_interpolation():
     model, x = tiny_ctnet(), _inputs(2, 33)
     assert OcclusionSensitivity(model).grid((224, 224)) == (14, list(range(0, 211, 21)), list(range(0, 211, 21)))

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
-from medbundle.data.datalist import list_inputs, load_datalists, stratified_split
-from medbundle.data.demo import CT_CLASSES, ct_phantom, ensure_demo_data, make_ct_demo
+from medbundle.data.datalist import (
+    grouped_split,
+    list_inputs,
+    load_datalists,
+    stratified_split,
+)
+from medbundle.data.demo import (
+    CT_CLASSES,
+    MRI_CLASSES,
+    ct_phantom,
+    ensure_demo_data,
+    make_ct_demo,
+    make_mri_demo,
+    mri_phantom,
+)
 from medbundle.data.errors import DataError
+from medbundle.data.imbalance import balanced_sampler, class_counts, class_weights
 from medbundle.data.matfile import MatSliceReader, read_mat
+from medbundle.data.parquet import ParquetRowReader, read_parquet
 
 __all__ = [
     "DataError",
@@ -14,6 +29,15 @@ __all__ = [
     "load_datalists",
     "list_inputs",
     "stratified_split",
+    "grouped_split",
+    "MRI_CLASSES",
+    "mri_phantom",
+    "make_mri_demo",
+    "class_counts",
+    "class_weights",
+    "balanced_sampler",
+    "ParquetRowReader",
+    "read_parquet",
     "CT_CLASSES",
     "ct_phantom",
     "make_ct_demo",

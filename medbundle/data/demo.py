@@ -3,11 +3,18 @@
 The brain-CT set is written in exactly the ct_infection seed's format (``Train.mat``, ``Val.mat``,
 ``Test.mat`` with ``data`` N x H x W and ``label`` as floats 0., 1., 2.), plus a lesion mask per
 image in ``<Split>_mask.mat`` (variable ``mask``) for scoring heat maps.
+
+The brain-MRI set (alzheimer_mri) is several axial slices per synthetic subject, 8-bit PNG in
+Kaggle-style class folders, listed in ``datalist.csv`` with the subject as ``group`` (so the bundle
+splits by subject) and a mask of the tissue lost to atrophy per slice.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +23,7 @@ from scipy import ndimage
 
 from medbundle.utils import atomic_write
 
-__all__ = ["CT_CLASSES", "ct_phantom", "make_ct_demo", "ensure_demo_data"]
+__all__ = ["CT_CLASSES", "MRI_CLASSES", "ct_phantom", "mri_phantom", "make_ct_demo", "make_mri_demo", "ensure_demo_data"]
 
 logger = logging.getLogger("medbundle.data")
 
@@ -142,7 +149,146 @@ def make_ct_demo(
     return out_dir
 
 
-_GENERATORS = {"ct_infection": make_ct_demo}
+MRI_CLASSES = ("NonDemented", "VeryMildDemented", "MildDemented", "ModerateDemented")
+
+# per stage: ventricle scale, sulcal half-width, shrinkage of the brain from its healthy outline (normalised units)
+_ATROPHY = {0: (1.0, 0.010, 0.00), 1: (1.3, 0.018, 0.025), 2: (1.6, 0.028, 0.05), 3: (2.0, 0.040, 0.08)}
+
+
+def _mri_anatomy(subject: dict, stage: int, z: float, yy: np.ndarray, xx: np.ndarray) -> dict[str, np.ndarray]:
+    """Tissue masks (brain, cortex, white matter, CSF) of one subject's slice at height ``z`` and ``stage``."""
+    vent_scale, sulcus, shrink = _ATROPHY[int(stage)]
+    extent = np.sqrt(1 - 0.35 * z**2)  # slices away from the centre cut a smaller brain
+    y, x = yy - subject["cy"], xx - subject["cx"]
+    angle = np.arctan2(y, x)
+    wobble = 1 + sum(a * np.cos(k * angle + ph) for k, a, ph in subject["wobble"])
+    r = np.sqrt((x / subject["ax"]) ** 2 + (y / subject["ay"]) ** 2) / (extent * wobble)  # 1 on the brain outline
+    outline = r < 1.0
+    brain = r < 1.0 - shrink  # atrophy: the brain pulls away from its healthy outline
+    cortex = brain & (r > 1.0 - shrink - subject["cortex"])
+    # sulci: CSF clefts from the surface inward, wider with atrophy
+    sulci = np.zeros_like(brain)
+    for a0, depth in subject["sulci"]:
+        d_ang = np.angle(np.exp(1j * (angle - a0)))
+        width = sulcus / max(r.mean(), 1e-3)
+        sulci |= (np.abs(d_ang) * r < width) & (r > 1.0 - shrink - depth)
+    # lateral ventricles: two crescents beside the midline, largest at the centre slice
+    vent = np.zeros_like(brain)
+    size = vent_scale * subject["vent"] * max(0.0, 1 - 1.2 * z**2)
+    if size > 0:
+        for side in (-1, 1):
+            u, v = x - side * (0.10 + 0.25 * size), y + 0.05
+            vent |= (u / (0.35 * size + 1e-6)) ** 2 + (v / (0.9 * size + 1e-6)) ** 2 < 1
+    csf = outline & ~(brain & ~sulci & ~vent)
+    return {"outline": outline, "brain": brain & ~sulci & ~vent, "cortex": cortex & ~sulci, "csf": csf}
+
+
+def mri_phantom(
+    rng: np.random.Generator, stage: int, subject: dict | None = None, z: float = 0.0, shape: tuple[int, int] = (208, 176)
+) -> tuple[np.ndarray, np.ndarray]:
+    """One synthetic skull-stripped axial T1 brain MRI slice and the mask of the tissue lost to atrophy.
+
+    Grey cortex around brighter white matter, dark CSF in the ventricles and the sulci. Atrophy grows with
+    ``stage`` (0 none .. 3 moderate dementia): the ventricles enlarge, the sulci widen and the brain shrinks from
+    its outline; the mask is the CSF of the slice at ``stage`` that is tissue in the same subject's healthy slice.
+    Subject anatomy, slice height, bias field, contrast and noise vary, so that no single global statistic tells
+    the stage.
+
+    Args:
+        rng: random generator (noise, and the subject when ``subject`` is None).
+        stage: 0..3, the index into :data:`MRI_CLASSES`.
+        subject: anatomy from :func:`mri_subject` (so that slices of one subject share it); None: a new one.
+        z: slice height in [-1, 1] (0 = at the ventricles).
+        shape: (height, width) in pixels.
+
+    Returns:
+        ``(image, mask)``: image float32 in [0, 1], mask uint8.
+    """
+    subject = subject or mri_subject(rng)
+    h, w = shape
+    yy, xx = np.mgrid[-1 : 1 : h * 1j, -1 : 1 : w * 1j]
+    xx = xx * w / h  # square pixels
+    now = _mri_anatomy(subject, stage, z, yy, xx)
+    healthy = _mri_anatomy(subject, 0, z, yy, xx)
+    img = np.zeros(shape, np.float32)
+    texture = ndimage.gaussian_filter(rng.standard_normal(shape), 3.0)
+    texture /= np.abs(texture).max() + 1e-6
+    img[now["outline"]] = 0.12  # CSF
+    img[now["brain"]] = 0.78 + 0.05 * texture[now["brain"]]  # white matter
+    img[now["cortex"]] = 0.50 + 0.05 * texture[now["cortex"]]  # grey matter
+    img = ndimage.gaussian_filter(img, 0.8)
+    bias = 1 + 0.12 * (xx * rng.uniform(-1, 1) + yy * rng.uniform(-1, 1))
+    img = img * bias * rng.uniform(0.85, 1.15)
+    img += np.abs(rng.normal(0, 0.025, shape)) * (img > 0.02)
+    mask = (now["csf"] & ~healthy["csf"]).astype(np.uint8)
+    return np.clip(img, 0, 1).astype(np.float32), mask
+
+
+def mri_subject(rng: np.random.Generator) -> dict:
+    """Random anatomy of one synthetic subject for :func:`mri_phantom`."""
+    return {
+        "cy": rng.uniform(-0.04, 0.04), "cx": rng.uniform(-0.04, 0.04),
+        "ay": rng.uniform(0.80, 0.88), "ax": rng.uniform(0.62, 0.72),
+        "wobble": [(k, rng.uniform(0, 0.03), rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5)],
+        "cortex": rng.uniform(0.07, 0.10),
+        "sulci": [(a, rng.uniform(0.10, 0.22)) for a in np.sort(rng.uniform(-np.pi, np.pi, rng.integers(14, 22)))],
+        "vent": rng.uniform(0.16, 0.22),
+    }
+
+
+def make_mri_demo(
+    out_dir: str | Path,
+    n_subjects: int = 100,
+    slices_per_subject: int = 6,
+    shape: tuple[int, int] = (208, 176),
+    seed: int = 0,
+) -> Path:
+    """Write the synthetic Alzheimer MRI set: PNG slices in class folders, masks, and ``datalist.csv``.
+
+    Subjects per stage are 40 / 30 / 20 / 10 % (non, very mild, mild, moderate), imbalanced as the real data,
+    each with ``slices_per_subject`` slices between heights -0.5 and 0.5. ``datalist.csv`` has the columns
+    ``image,label,group,mask`` (label = class name, group = subject) and is written last, atomically: its
+    presence marks a complete set. No split is given: the bundle splits by subject.
+
+    Args:
+        out_dir: destination folder (created).
+        n_subjects: number of subjects.
+        slices_per_subject: slices per subject.
+        shape: (height, width) of the images (the Kaggle release is 208 x 176).
+        seed: random seed.
+
+    Returns:
+        the folder written.
+    """
+    from PIL import Image
+
+    out_dir = Path(out_dir)
+    shares = np.array([0.4, 0.3, 0.2, 0.1])
+    counts = np.maximum(1, np.round(shares * n_subjects)).astype(int)
+    rng = np.random.default_rng(seed)
+    rows = ["image,label,group,mask"]
+    subject_id = 0
+    for stage, n in enumerate(counts):
+        name = MRI_CLASSES[stage]
+        for folder in ("images", "masks"):
+            (out_dir / folder / name).mkdir(parents=True, exist_ok=True)
+        for _ in range(n):
+            subject, sid = mri_subject(rng), f"sub-{subject_id:03d}"
+            subject_id += 1
+            for k, z in enumerate(np.linspace(-0.5, 0.5, slices_per_subject) + rng.uniform(-0.05, 0.05)):
+                image, mask = mri_phantom(rng, stage, subject, float(z), shape)
+                rel = f"{name}/{sid}_slice-{k}.png"
+                for folder, array in (("images", np.round(image * 255)), ("masks", mask)):
+                    with atomic_write(out_dir / folder / rel, "wb") as f:
+                        Image.fromarray(array.astype(np.uint8)).save(f, format="PNG")
+                rows.append(f"images/{rel},{name},{sid},masks/{rel}")
+    with atomic_write(out_dir / "datalist.csv", "w") as f:
+        f.write("\n".join(rows) + "\n")
+    logger.info(f"wrote synthetic brain-MRI demo data ({subject_id} subjects, {len(rows) - 1} slices) to {out_dir}")
+    return out_dir
+
+
+_GENERATORS = {"ct_infection": make_ct_demo, "alzheimer_mri": make_mri_demo}
 
 
 def ensure_demo_data(dataset_dir: str | Path, task: str, **kwargs) -> str:
@@ -153,7 +299,7 @@ def ensure_demo_data(dataset_dir: str | Path, task: str, **kwargs) -> str:
 
     Args:
         dataset_dir: the bundle's ``dataset_dir``.
-        task: which generator (``"ct_infection"``).
+        task: which generator (``"ct_infection"``, ``"alzheimer_mri"``).
         kwargs: passed to the generator (sizes, seed).
 
     Returns:
@@ -165,5 +311,16 @@ def ensure_demo_data(dataset_dir: str | Path, task: str, **kwargs) -> str:
     if path.is_dir() and any(not p.name.startswith(".") for p in path.iterdir()):
         return str(path)
     logger.info(f"{path} holds no data: generating the {task} demo data set there")
-    _GENERATORS[task](path, **kwargs)
+    # generated beside the destination and moved into place whole: an interrupted run leaves no half data set
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    try:
+        _GENERATORS[task](tmp, **kwargs)
+        if path.is_dir():  # empty but for hidden entries (kept): move the generated files in
+            for entry in sorted(tmp.iterdir()):
+                os.replace(entry, path / entry.name)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return str(path)

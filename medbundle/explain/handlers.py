@@ -215,6 +215,8 @@ class ExplanationReport:
                 "per_image_summary": summarise([{k: v[i] for k, v in columns.items()} for i in range(n)]),
                 "attention": {"per_class": _named(stats["per_class"], self.class_names)},
             }
+            if hasattr(self.explainers[name], "layer_name"):
+                summary["methods"][name]["target_layer"] = self.explainers[name].layer_name(images[:1])
             self._pictures(name, gray, maps, masks, anatomy, labels, stats["mean_maps"])
         self._sanity_checks(engine, images, summary)
         self._write(records, summary)

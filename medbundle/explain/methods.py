@@ -359,7 +359,13 @@ class OcclusionSensitivity(Explainer):
       ``OcclusionSensitivity`` computes with a constant fill, ``overlap = 1 - stride / mask_size`` and a softmax:
       ``p_c(x) - monai_map``); needs ``stride <= mask_size``.
 
-    The normalised map (:meth:`__call__`) clips the raw map at 0 (evidence *for* the class) and rescales it.
+    The normalised map (:meth:`__call__`) min-max rescales the whole signed raw map (1 = the position whose
+    occlusion lowers the class probability most, 0 = the one that raises it most; a map with no drop anywhere
+    stays all zeros). Min-max is affine, so the map keeps the ranking and the correlations of the raw drops
+    and of MONAI's map. ``positive_only=True`` clips the raw map at 0 first (evidence *for* the class only):
+    positions that do not matter then read 0 instead of a mid value, but where occlusion mostly *raises* the
+    class probability the little that is left is noise (measured on a trained CTNet at 224 px: Pearson 0.34
+    with MONAI's map, against 0.93 for the signed map).
     Occluded copies are evaluated ``batch_size`` at a time under ``torch.no_grad()``, one sample at a time, so a
     sample's map does not depend on the rest of the batch.
 
@@ -378,6 +384,7 @@ class OcclusionSensitivity(Explainer):
         batch_size: occluded copies per forward pass.
         baseline: ``"mean"`` (each sample's per-channel mean) or a fill value.
         smooth: interpolate between patch centres (``True``) or average the patches covering each pixel.
+        positive_only: clip the raw map at 0 before normalising (keep only evidence for the class).
         channels_last: see :class:`Explainer`.
     """
 
@@ -389,6 +396,7 @@ class OcclusionSensitivity(Explainer):
         batch_size: int = 64,
         baseline: str | float = "mean",
         smooth: bool = True,
+        positive_only: bool = False,
         channels_last: bool = False,
     ) -> None:
         super().__init__(model, channels_last)
@@ -399,7 +407,7 @@ class OcclusionSensitivity(Explainer):
         if not smooth and mask_size is not None and stride is not None and stride > mask_size:
             raise ValueError(f"smooth=False needs stride <= mask_size to cover every pixel, got {stride} > {mask_size}")
         self.mask_size, self.stride, self.batch_size = mask_size, stride, batch_size
-        self.baseline, self.smooth = baseline, smooth
+        self.baseline, self.smooth, self.positive_only = baseline, smooth, positive_only
 
     def grid(self, spatial: Sequence[int]) -> tuple[int, list[int], list[int]]:
         """The patch side and the top-left corner rows and columns of the patches for an image of size (H, W)."""
@@ -450,7 +458,7 @@ class OcclusionSensitivity(Explainer):
         return raw, idx, logits
 
     def _to_map(self, raw: torch.Tensor) -> torch.Tensor:
-        return raw.clamp(min=0)
+        return raw.clamp(min=0) if self.positive_only else raw
 
 
 def _interpolation_matrix(centres: Sequence[float], n: int) -> torch.Tensor:
