@@ -77,9 +77,11 @@ def test_tensorboard_has_loss_lr_and_validation_metrics(trained):
     assert len(events.Scalars("lr")) == 2
 
 
-def test_evaluate_writes_report(trained, ct_demo_dir):
+def test_evaluate_writes_report(trained, ct_demo_dir, tmp_path):
+    # run from an unrelated folder (not the repository's parent: a clone named "medbundle" there would shadow the
+    # package as a namespace package for `python -m`)
     run_bundle(bundle_config(TASK, "train", "evaluate"), "--dataset_dir", str(ct_demo_dir), "--output_dir", str(trained),
-               *SMOKE[2:], cwd=REPO.parent)
+               *SMOKE[2:], cwd=tmp_path)
     eval_dir = trained / "eval"
     for name in ("metrics.json", "classification_report.txt", "confusion_matrix.png", "roc.png",
                  "training_curves.png", "predictions.csv", "reliability.png"):
