@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from conftest import (
     BUNDLES,
-    REPO,
     SHARED_DATA,
     SMOKE,
     bundle_config,
