@@ -381,7 +381,8 @@ class OcclusionSensitivity(Explainer):
         mask_size: patch side in pixels; ``None``: ``max(1, round(min(H, W) / 16))``.
         stride: step between patches in pixels; ``None``: ``max(1, round(1.5 * mask_size))``
             (``mask_size`` when ``smooth=False``).
-        batch_size: occluded copies per forward pass.
+        batch_size: occluded copies per forward pass (16 measured fastest on a 2-core CPU at 224 px: 2.3 s
+            against 2.45 s with 64).
         baseline: ``"mean"`` (each sample's per-channel mean) or a fill value.
         smooth: interpolate between patch centres (``True``) or average the patches covering each pixel.
         positive_only: clip the raw map at 0 before normalising (keep only evidence for the class).
@@ -393,7 +394,7 @@ class OcclusionSensitivity(Explainer):
         model: nn.Module,
         mask_size: int | None = None,
         stride: int | None = None,
-        batch_size: int = 64,
+        batch_size: int = 16,
         baseline: str | float = "mean",
         smooth: bool = True,
         positive_only: bool = False,
