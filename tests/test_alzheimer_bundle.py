@@ -31,8 +31,8 @@ def mri_demo(tmp_path_factory):
 @pytest.fixture(scope="module")
 def baseline_run(mri_demo, tmp_path_factory):
     out = tmp_path_factory.mktemp("baseline")
-    proc = run_bundle(bundle_config("alzheimer_mri", "train"), "--dataset_dir", str(mri_demo), "--output_dir",
-                      str(out), *SMOKE, cwd=out)
+    proc = run_bundle(bundle_config("alzheimer_mri", "train", "baseline"), "--dataset_dir", str(mri_demo),
+                      "--output_dir", str(out), *SMOKE, cwd=out)
     return out, proc
 
 
@@ -46,16 +46,17 @@ def resnet_run(mri_demo, tmp_path_factory):
     return out, proc
 
 
-def test_default_demo_training_and_evaluation(baseline_run, mri_demo):
+def test_baseline_demo_training_and_evaluation(baseline_run, mri_demo):
     out, proc = baseline_run
     log = proc.stdout + proc.stderr
     assert "grouped by subject (24 groups)" in log
-    assert "phase 1/1 'train'" in log
+    assert "phase 1/1 'train'" in log and "7,392,324" not in log  # BaselineCNN sized for 32 px
     assert (out / "models" / "model.pt").is_file() and (out / "run.json").is_file()
     run = json.loads((out / "run.json").read_text())
     assert run["config_file"][0].endswith("alzheimer_mri/configs/train.json") and run["overrides"]["epochs"] == 2
-    run_bundle(bundle_config("alzheimer_mri", "train", "evaluate"), "--dataset_dir", str(mri_demo), "--output_dir",
-               str(out), *SMOKE, cwd=out)
+    assert run["config_file"][1].endswith("alzheimer_mri/configs/baseline.json")
+    run_bundle(bundle_config("alzheimer_mri", "train", "baseline", "evaluate"), "--dataset_dir", str(mri_demo),
+               "--output_dir", str(out), *SMOKE, cwd=out)
     metrics = json.loads((out / "eval" / "metrics.json").read_text())
     assert metrics["class_names"] == ["NonDemented", "VeryMildDemented", "MildDemented", "ModerateDemented"]
     assert metrics["n"] == len(json.loads((out / "split.json").read_text())["splits"]["test"])
@@ -113,7 +114,7 @@ def test_comparison_ranks_resnet50_and_baseline_on_one_test_set(baseline_run, re
 
 
 def test_explanations_on_both_networks(baseline_run, resnet_run, mri_demo, tmp_path):
-    for (out, _), overlay, layer in ((baseline_run, (), "features.4"), (resnet_run, ("resnet50",), "layer4")):
+    for (out, _), overlay, layer in ((baseline_run, ("baseline",), "features.4"), (resnet_run, ("resnet50",), "layer4")):
         exp = tmp_path / out.name
         run_bundle(bundle_config("alzheimer_mri", "inference", *overlay, "explain"), "--output_dir", str(out),
                    "--dataset_dir", str(mri_demo), "--explain_dir", str(exp), "--spatial_size", "[32, 32]",
@@ -155,7 +156,7 @@ def test_parquet_and_kaggle_folders_train_through_dataset_dir(mri_demo, tmp_path
         folder = kaggle / r[1].replace("Demented", " Demented")  # "Mild Demented", "Non Demented" ...
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copy(mri_demo / r[0], folder / f"{r[2]}_{len(list(folder.iterdir()))}.jpg")
-    for name, root in (("parquet", tmp_path / "parquet"), ("kaggle", tmp_path / "kaggle")):
+    for name, root in (("parquet", tmp_path / "parquet"), ("kaggle", tmp_path / "kaggle")):  # the default network
         out = tmp_path / f"run_{name}"
         args = ("--dataset_dir", str(root), "--output_dir", str(out), "--epochs", "1", "--batch_size", "8",
                 "--spatial_size", "[32, 32]")
@@ -163,6 +164,8 @@ def test_parquet_and_kaggle_folders_train_through_dataset_dir(mri_demo, tmp_path
         run_bundle(bundle_config("alzheimer_mri", "train", "evaluate"), *args, cwd=tmp_path)
         metrics = json.loads((out / "eval" / "metrics.json").read_text())
         log = proc.stdout + proc.stderr
+        best = torch.load(out / "models" / "model.pt", weights_only=True)
+        assert best["features.4.0.weight"].shape == (512, 256, 3, 3)  # the default network: CTNet 32..512
         if name == "parquet":
             assert metrics["n"] == len(rows[1::2]) and "found parquet layout" in log
         else:
