@@ -103,9 +103,6 @@ class RunModel:
 
     def seen_ids(self) -> set[str]:
         """Image paths of the run's training and validation splits (to detect test images it has seen)."""
-        split = self.folder / "split.json"
-        if not split.is_file():
-            return set()
         lists = self.parser.get_parsed_content("datalists")
         return {item["image"] for s in ("train", "val") for item in lists[s]}
 
