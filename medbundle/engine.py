@@ -111,16 +111,10 @@ def find_bundle_root(name: str) -> str:
     Args:
         name: the bundle's folder name, e.g. ``"ct_infection"``.
     """
-    argv = sys.argv[1:]
-    for i, arg in enumerate(argv):
-        values = [arg.split("=", 1)[1]] if arg.startswith("--config_file=") else []
-        if arg == "--config_file" and i + 1 < len(argv):
-            values.append(argv[i + 1])
-        for value in values:
-            for part in value.strip("[]").split(","):
-                path = Path(part.strip().strip("'\"")).expanduser().resolve()
-                if path.parent.name == "configs" and path.parent.parent.name == name:
-                    return str(path.parent.parent)
+    for file in _command_line()[0]:
+        path = Path(file).expanduser().resolve()
+        if path.parent.name == "configs" and path.parent.parent.name == name:
+            return str(path.parent.parent)
     root = Path(__file__).resolve().parents[1] / "bundles" / name
     if root.is_dir():
         return str(root)
@@ -182,11 +176,26 @@ def record_run(output_dir: str) -> None:
     Args:
         output_dir: the run folder.
     """
-    argv = sys.argv[1:]
-    if not is_rank_zero() or "run" not in argv[:1]:
+    if not is_rank_zero() or "run" not in sys.argv[1:2]:
         return
+    files, overrides = _command_line()
+    run = {"config_file": [os.path.abspath(f) for f in files], "overrides": overrides}
+    atomic_write_json(Path(output_dir) / "run.json", run)
+
+
+def _command_line(argv: list[str] | None = None) -> tuple[list[str], dict[str, Any]]:
+    """The ``--config_file`` paths and the other ``--key value`` / ``--key=value`` options of a bundle command.
+
+    Values are parsed as Python literals where they are one (``"[64, 64]"``, ``"2"``), as ``monai.bundle`` does;
+    ``--config_file`` may be one path, a list (quoted or not), or comma-separated paths. Words that are not options (``run``)
+    are skipped.
+
+    Args:
+        argv: the arguments; default ``sys.argv[1:]``.
+    """
+    argv = sys.argv[1:] if argv is None else argv
     args: dict[str, Any] = {}
-    i = 1
+    i = 0
     while i < len(argv):
         arg = argv[i]
         if arg.startswith("--"):
@@ -201,9 +210,10 @@ def record_run(output_dir: str) -> None:
                 args[key] = value
         i += 1
     files = args.pop("config_file", [])
-    files = [files] if isinstance(files, str) else list(files)
-    run = {"config_file": [os.path.abspath(f) for f in files], "overrides": args}
-    atomic_write_json(Path(output_dir) / "run.json", run)
+    if isinstance(files, str):  # one path, "a,b", or a list literal that is not Python ("[a.json, b.json]")
+        files = files.strip().strip("[]").split(",")
+    files = [str(f).strip().strip("'\"") for f in files]
+    return files, args
 
 
 def require_file(path: str, what: str, hint: str) -> str:

@@ -18,6 +18,7 @@ from monai.handlers import CheckpointLoader
 from monai.handlers import CheckpointSaver as _MonaiCheckpointSaver
 
 from medbundle.engine import is_rank_zero
+from medbundle.networks import matching_prefix
 from medbundle.report import write_classification_report, write_predictions_csv
 from medbundle.utils import atomic_write, atomic_write_csv
 
@@ -331,6 +332,17 @@ def _frozen_norm_in_eval_mode(module: torch.nn.Module, args: Any) -> None:
     module.train(False)
 
 
+def _norm_layers(network: torch.nn.Module, frozen: bool) -> list[torch.nn.Module]:
+    """Normalisation layers with running statistics and parameters, all frozen (``frozen``) or not."""
+    layers = []
+    for m in network.modules():
+        params = list(m.parameters(recurse=False))
+        if isinstance(m, torch.nn.modules.batchnorm._NormBase) and m.track_running_stats and params:
+            if frozen != any(p.requires_grad for p in params):
+                layers.append(m)
+    return layers
+
+
 class BatchNormRecalibration:
     """Re-estimate the batch-norm running statistics from training batches before each validation.
 
@@ -360,8 +372,7 @@ class BatchNormRecalibration:
             engine.add_event_handler(Events.EPOCH_COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
-        layers = [m for m in self.network.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
-                  and m.track_running_stats and any(p.requires_grad for p in m.parameters(recurse=False))]
+        layers = _norm_layers(self.network, frozen=False)
         if not layers:
             return
         momenta = [m.momentum for m in layers]
@@ -414,7 +425,7 @@ class PhaseSchedule:
         evaluator: the validation engine whose ``metric_name`` is watched (needed for ``patience``).
         metric_name: the score in ``evaluator.state.metrics``.
         mode: ``"max"`` or ``"min"``: which way the score improves.
-        restore_best: start each phase from the best weights of the one before when it ended on a plateau.
+        restore_best: start each phase from the best weights (by the score) of the phase before.
         summary_writer: TensorBoard writer, or None.
 
     Example (the Alzheimer seed: head for up to 10 epochs at 1e-4, then everything at 1e-5, patience 5 each)::
@@ -453,7 +464,7 @@ class PhaseSchedule:
         names = [n for n, _ in network.named_parameters()]
         for i, phase in enumerate(phases):
             for prefix in self._prefixes(phase) or []:
-                if not any(n == prefix or n.startswith(prefix + ".") for n in names):
+                if not any(matching_prefix(n, [prefix]) for n in names):
                     raise ValueError(f"phase {i}: trainable prefix {prefix!r} matches no parameter of the network")
         self.network, self.optimizer, self.phases = network, optimizer, [dict(p) for p in phases]
         self.evaluator, self.metric_name, self.mode = evaluator, metric_name, mode
@@ -488,14 +499,10 @@ class PhaseSchedule:
         phase = self.phases[self.phase]
         prefixes = self._prefixes(phase)
         for n, p in self.network.named_parameters():
-            p.requires_grad_(prefixes is None or any(n == pre or n.startswith(pre + ".") for pre in prefixes))
+            p.requires_grad_(prefixes is None or matching_prefix(n, prefixes) is not None)
         self._release()
-        for module in self.network.modules():
-            params = list(module.parameters(recurse=False))
-            if isinstance(module, torch.nn.modules.batchnorm._NormBase) and params and not any(
-                p.requires_grad for p in params
-            ):
-                self._hooks.append(module.register_forward_pre_hook(_frozen_norm_in_eval_mode))
+        for module in _norm_layers(self.network, frozen=True):
+            self._hooks.append(module.register_forward_pre_hook(_frozen_norm_in_eval_mode))
         lr = phase.get("lr")
         for group in self.optimizer.param_groups:
             value = lr.get(group.get("name"), group["lr"]) if isinstance(lr, Mapping) else lr

@@ -11,7 +11,8 @@ from monai.networks.nets import ResNet
 from monai.networks.nets import resnet50 as monai_resnet50
 from torch import nn
 
-__all__ = ["CTNet", "BaselineCNN", "resnet50", "load_torchvision_resnet", "weight_decay_groups", "named_param_groups"]
+__all__ = ["CTNet", "BaselineCNN", "resnet50", "load_torchvision_resnet", "weight_decay_groups", "named_param_groups",
+           "matching_prefix"]
 
 logger = logging.getLogger("medbundle.networks")
 
@@ -103,6 +104,15 @@ def weight_decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def matching_prefix(name: str, prefixes: Sequence[str]) -> str | None:
+    """The first of ``prefixes`` that names the module holding parameter ``name`` (``"fc"`` for ``"fc.1.weight"``).
+
+    A prefix matches the whole name or a leading run of its dotted parts, never part of a part (``"fc"`` does not
+    match ``"fc2.weight"``).
+    """
+    return next((pre for pre in prefixes if name == pre or name.startswith(pre + ".")), None)
+
+
 def named_param_groups(
     model: nn.Module, groups: Mapping[str, Sequence[str]], rest: str = "backbone", weight_decay: float = 0.0
 ) -> list[dict]:
@@ -124,7 +134,7 @@ def named_param_groups(
     used = set()
     for pname, p in model.named_parameters():
         for gname, prefixes in groups.items():
-            hit = next((pre for pre in prefixes if pname == pre or pname.startswith(pre + ".")), None)
+            hit = matching_prefix(pname, prefixes)
             if hit is not None:
                 out[gname].append(p)
                 used.add(hit)

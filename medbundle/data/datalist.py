@@ -231,8 +231,7 @@ def stratified_split(items: Sequence[dict], fractions: dict[str, float], seed: i
     Raises:
         ValueError: when the shares are negative or add up to 1 or more, or there are too few items.
     """
-    if any(f < 0 for f in fractions.values()) or sum(fractions.values()) >= 1 or "train" in fractions:
-        raise ValueError(f"fractions must be non-negative, sum to less than 1 and not include 'train': {fractions}")
+    _check_fractions(fractions)
     rest, parts = list(items), {}
     for name, fraction in fractions.items():
         size = max(1, round(fraction * len(items))) if fraction > 0 else 0
@@ -268,8 +267,7 @@ def grouped_split(items: Sequence[dict], fractions: dict[str, float], seed: int 
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
-    if any(f < 0 for f in fractions.values()) or sum(fractions.values()) >= 1 or "train" in fractions:
-        raise ValueError(f"fractions must be non-negative, sum to less than 1 and not include 'train': {fractions}")
+    _check_fractions(fractions)
     rest, parts = list(items), {}
     for name, fraction in fractions.items():
         if fraction <= 0:
@@ -291,6 +289,12 @@ def grouped_split(items: Sequence[dict], fractions: dict[str, float], seed: int 
         parts[name] = [rest[i] for i in take]
         rest = [rest[i] for i in keep]
     return {"train": rest, **parts}
+
+
+def _check_fractions(fractions: dict[str, float]) -> None:
+    """The shares of a split must be non-negative, sum to less than 1 and leave ``train`` to the rest."""
+    if any(f < 0 for f in fractions.values()) or sum(fractions.values()) >= 1 or "train" in fractions:
+        raise ValueError(f"fractions must be non-negative, sum to less than 1 and not include 'train': {fractions}")
 
 
 def _groups_from_pattern(splits: dict[str, list[dict]], pattern: str, folder: Path) -> None:
@@ -618,7 +622,8 @@ def _make_missing_splits(
     split_file = Path(output_dir).expanduser() / "split.json" if output_dir is not None else None
     saved = _saved_split(split_file, seed, fractions, splits) if split_file is not None else None
     if saved is not None:
-        return {s: [by_id[i] for i in saved[s]] for s in SPLITS}, f"reused from {split_file} ({saved['method']})"
+        ids, method = saved
+        return {s: [by_id[i] for i in ids[s]] for s in SPLITS}, f"reused from {split_file} ({method})"
     if len(splits["train"]) <= len(fractions):
         raise DataError(
             f"{folder}: {len(splits['train'])} training images are too few to split off {list(fractions)}. Add "
@@ -641,19 +646,20 @@ def _make_missing_splits(
 
 def _saved_split(
     split_file: Path, seed: int, fractions: dict[str, float], splits: dict[str, list[dict]]
-) -> dict[str, list[str]] | None:
-    """The ids per split in ``split_file`` when it was made with ``seed`` and ``fractions`` from the same data."""
+) -> tuple[dict[str, list[str]], str] | None:
+    """The ids per split in ``split_file`` and how it was made, when made with ``seed`` and ``fractions`` from the
+    same data."""
     if not split_file.is_file():
         return None
     current = {s: sorted(item["id"] for item in part) for s, part in splits.items()}
     try:
         saved = json.loads(split_file.read_text())
         ids = {s: [str(i) for i in saved["splits"][s]] for s in SPLITS}
-        ids["method"] = str(saved.get("method", "stratified by class"))
+        method = str(saved.get("method", "stratified by class"))
         same = (
             saved["seed"] == seed
             and saved["fractions"] == fractions
-            and sorted(i for s in SPLITS for i in ids[s]) == sorted(i for part in current.values() for i in part)
+            and sorted(i for part in ids.values() for i in part) == sorted(i for part in current.values() for i in part)
             and all(sorted(ids[s]) == part for s, part in current.items() if s != "train")
         )
     except (OSError, ValueError, KeyError, TypeError) as e:
@@ -661,7 +667,7 @@ def _saved_split(
         return None
     if not same:
         logger.warning("%s: made for other data, seed or fractions; making a new split", split_file)
-    return ids if same else None
+    return (ids, method) if same else None
 
 
 def _image_error(path: str, image_column: str = "image") -> str | None:

@@ -209,7 +209,7 @@ def mri_phantom(
     yy, xx = np.mgrid[-1 : 1 : h * 1j, -1 : 1 : w * 1j]
     xx = xx * w / h  # square pixels
     now = _mri_anatomy(subject, stage, z, yy, xx)
-    healthy = _mri_anatomy(subject, 0, z, yy, xx)
+    healthy = now if int(stage) == 0 else _mri_anatomy(subject, 0, z, yy, xx)
     img = np.zeros(shape, np.float32)
     texture = ndimage.gaussian_filter(rng.standard_normal(shape), 3.0)
     texture /= np.abs(texture).max() + 1e-6

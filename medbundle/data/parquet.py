@@ -51,7 +51,11 @@ def read_parquet(
     label_column: str | None = "label",
     group_column: str | None = None,
 ) -> ParquetTable:
-    """Read and validate an image table; cached per (file, modification time, size, columns).
+    """Read and validate an image table.
+
+    The encoded images are cached per (file, modification time, size, image column), whichever other columns are
+    asked for, so the datalist and every later :func:`decode_row` share one copy of the bytes; the small label and
+    group columns are read each call.
 
     Args:
         path: the ``.parquet`` file.
@@ -62,22 +66,8 @@ def read_parquet(
     Raises:
         DataError: unreadable file, missing or mistyped columns, missing images or labels.
     """
-    p = Path(path)
-    try:
-        st = p.stat()
-    except OSError as e:
-        raise DataError(f"{p}: cannot be opened ({e}). Check the path.") from e
-    return _read_cached(str(p.resolve()), st.st_mtime_ns, st.st_size, image_column, label_column, group_column)
-
-
-@functools.lru_cache(maxsize=16)
-def _read_cached(
-    path: str, mtime: int, size: int, image_column: str, label_column: str | None, group_column: str | None
-) -> ParquetTable:
-    try:
-        schema = pq.read_schema(path)
-    except Exception as e:  # pyarrow raises several types for damaged or non-parquet files
-        raise DataError(f"{path}: not a readable parquet file ({type(e).__name__}: {e}). Replace the file.") from e
+    path = _stat_key(path)[0]
+    schema = _schema(path)
     wanted = [c for c in (image_column, label_column, group_column) if c is not None]
     missing = [c for c in wanted if c not in schema.names]
     if missing:
@@ -86,23 +76,8 @@ def _read_cached(
             f"schema (column '{image_column}' a struct of bytes and path, column '{label_column}' the class). "
             "Rename the columns or pass image_column/label_column (bundle keys --image_column/--label_column)."
         )
-    table = pq.read_table(path, columns=wanted)
-    images = table.column(image_column).combine_chunks()
-    if pa.types.is_struct(images.type):
-        if images.type.get_field_index("bytes") < 0:
-            raise DataError(
-                f"{path}: column '{image_column}' is a struct without a 'bytes' field ({images.type}). Expected "
-                "struct<bytes: binary, path: string> as written by the Hugging Face datasets library."
-            )
-        images = images.field("bytes")
-    if not (pa.types.is_binary(images.type) or pa.types.is_large_binary(images.type)):
-        raise DataError(
-            f"{path}: column '{image_column}' holds {images.type}, not encoded images. Expected a struct with a "
-            "'bytes' field or a binary column of PNG/JPEG bytes."
-        )
-    if images.null_count:
-        first = next(i for i, v in enumerate(images.is_null().to_pylist()) if v)
-        raise DataError(f"{path}: {images.null_count} rows have no image bytes (first: row {first}). Remove them.")
+    images = _image_bytes(*_stat_key(path), image_column)
+    table = pq.read_table(path, columns=wanted[1:]) if len(wanted) > 1 else None
     labels, names = [], None
     if label_column is not None:
         column = table.column(label_column).combine_chunks()
@@ -120,6 +95,48 @@ def _read_cached(
     if group_column is not None:
         groups = [None if g is None else str(g) for g in table.column(group_column).to_pylist()]
     return ParquetTable(images, labels, names, groups)
+
+
+def _stat_key(path: str | os.PathLike) -> tuple[str, int, int]:
+    """``(resolved path, modification time, size)``: the cache key of a file's contents."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError as e:
+        raise DataError(f"{p}: cannot be opened ({e}). Check the path.") from e
+    return str(p.resolve()), st.st_mtime_ns, st.st_size
+
+
+def _schema(path: str) -> pa.Schema:
+    try:
+        return pq.read_schema(path)
+    except Exception as e:  # pyarrow raises several types for damaged or non-parquet files
+        raise DataError(f"{path}: not a readable parquet file ({type(e).__name__}: {e}). Replace the file.") from e
+
+
+@functools.lru_cache(maxsize=16)
+def _image_bytes(path: str, mtime: int, size: int, image_column: str) -> pa.Array:
+    """The validated encoded images of ``image_column`` (cached: the one copy of a file's bytes in memory)."""
+    schema = _schema(path)
+    if image_column not in schema.names:
+        raise DataError(f"{path}: no column '{image_column}' (the file has {schema.names}). Pass --image_column.")
+    images = pq.read_table(path, columns=[image_column]).column(image_column).combine_chunks()
+    if pa.types.is_struct(images.type):
+        if images.type.get_field_index("bytes") < 0:
+            raise DataError(
+                f"{path}: column '{image_column}' is a struct without a 'bytes' field ({images.type}). Expected "
+                "struct<bytes: binary, path: string> as written by the Hugging Face datasets library."
+            )
+        images = images.field("bytes")
+    if not (pa.types.is_binary(images.type) or pa.types.is_large_binary(images.type)):
+        raise DataError(
+            f"{path}: column '{image_column}' holds {images.type}, not encoded images. Expected a struct with a "
+            "'bytes' field or a binary column of PNG/JPEG bytes."
+        )
+    if images.null_count:
+        first = next(i for i, v in enumerate(images.is_null().to_pylist()) if v)
+        raise DataError(f"{path}: {images.null_count} rows have no image bytes (first: row {first}). Remove them.")
+    return images
 
 
 def _class_label_names(schema: pa.Schema, column: str) -> list[str] | None:
@@ -152,7 +169,7 @@ def decode_row(name: str | os.PathLike, image_column: str = "image") -> np.ndarr
         DataError: when the row does not exist or its bytes are not a readable image.
     """
     path, row = split_row_name(name)
-    images = read_parquet(path, image_column, None).images
+    images = _image_bytes(*_stat_key(path), image_column)
     if row >= len(images):
         raise DataError(f"{path}: no row {row}; the file has {len(images)} rows. Rebuild the datalist.")
     try:
