@@ -16,7 +16,6 @@ Main entry point: :func:`write_classification_report`.
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import os
@@ -29,6 +28,7 @@ import numpy as np
 from medbundle.utils import (
     agg_figure,
     atomic_write,
+    atomic_write_csv,
     atomic_write_json,
     jsonable,
     save_png,
@@ -115,8 +115,6 @@ def _binary_auc(pos: np.ndarray, score: np.ndarray) -> float | None:
     if pos.all() or not pos.any():
         return None
     return float(roc_auc_score(pos.astype(np.int64), score))
-
-
 
 
 # ----------------------------------------------------------------------------------------------
@@ -308,25 +306,15 @@ def write_predictions_csv(
         raise ValueError(f"{len(ids)} ids for {n} rows of probabilities.")
     pred = p.argmax(axis=1)
     conf = p.max(axis=1)
-    header = ["id"] + (["label", "label_name"] if y is not None else [])
-    header += ["pred", "pred_name", "confidence"] + [f"prob_{c}" for c in names]
-    with atomic_write(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        for i in range(n):
-            row: list[Any] = [ids[i]]
-            if y is not None:
-                row += [int(y[i]), names[y[i]]]
-            row += [int(pred[i]), names[pred[i]], f"{conf[i]:.6g}"]
-            row += [f"{v:.6g}" for v in p[i]]
-            writer.writerow(row)
-
-
-# ----------------------------------------------------------------------------------------------
-# plotting helpers
-# ----------------------------------------------------------------------------------------------
-
-
+    rows = []
+    for i in range(n):
+        row: dict[str, Any] = {"id": ids[i]}
+        if y is not None:
+            row.update(label=int(y[i]), label_name=names[y[i]])
+        row.update(pred=int(pred[i]), pred_name=names[pred[i]], confidence=f"{conf[i]:.6g}")
+        row.update({f"prob_{c}": f"{v:.6g}" for c, v in zip(names, p[i])})
+        rows.append(row)
+    atomic_write_csv(path, rows)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 def atomic_write_csv(path: str | os.PathLike, rows: list[dict]) -> None:
     """Write dict rows as CSV to ``path`` atomically; the columns are every key, in order of first appearance."""
     fields = list(dict.fromkeys(k for r in rows for k in r))
-    with atomic_write(path, newline="") as f:
+    with atomic_write(path, newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
