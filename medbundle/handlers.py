@@ -372,15 +372,18 @@ class BatchNormRecalibration:
             engine.add_event_handler(Events.EPOCH_COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
-        layers = _norm_layers(self.network, frozen=False)
+        # the module inside a DistributedDataParallel wrapper: each rank averages its own shard's batches without
+        # collectives here, and DDP broadcasts rank 0's statistics with the next forward
+        network = getattr(self.network, "module", self.network)
+        layers = _norm_layers(network, frozen=False)
         if not layers:
             return
         momenta = [m.momentum for m in layers]
-        modes = {m: m.training for m in self.network.modules()}
+        modes = {m: m.training for m in network.modules()}
         for m in layers:
             m.reset_running_stats()
             m.momentum = None  # cumulative average
-        self.network.train()
+        network.train()
         seen = 0
         with torch.no_grad():
             for i, batch in enumerate(self.data_loader):
@@ -388,7 +391,7 @@ class BatchNormRecalibration:
                     break
                 inputs = engine.prepare_batch(batch, engine.state.device, engine.non_blocking, **engine.to_kwargs)[0]
                 if inputs.shape[0] > 1:
-                    engine.inferer(inputs, self.network)
+                    engine.inferer(inputs, network)
                     seen += 1
         for m, momentum in zip(layers, momenta):
             m.momentum = momentum
