@@ -1,19 +1,38 @@
 """medbundle: interpretable 2D medical image classification shipped as MONAI bundles.
 
 The bundles under ``bundles/`` are data (JSON configs); everything they name by a dotted
-``_target_`` path lives in this package:
+``_target_`` path lives in this package, one concept per module:
 
-- :mod:`medbundle.data`: demo data generators, readers and the one entry point that turns a
-  ``dataset_dir`` into MONAI datalists (:func:`medbundle.data.load_datalists`).
+- :mod:`medbundle.data`: the one entry point from a ``dataset_dir`` to MONAI datalists
+  (:func:`medbundle.data.load_datalists`): layouts, readers, splits, class balance, demo data.
 - :mod:`medbundle.transforms`: loading any supported 2D image into a 1-channel float tensor.
-- :mod:`medbundle.networks`: the project's networks (``CTNet``) and optimiser parameter groups.
-- :mod:`medbundle.engine`: inferers (CPU bf16 autocast, channels_last) and run-time helpers.
-- :mod:`medbundle.handlers`: Ignite handlers (atomic checkpoints, resume, CSV log, reports).
-- :mod:`medbundle.report`: the evaluation report (metrics JSON, plots, predictions CSV).
+- :mod:`medbundle.networks`: the networks and their registry (Grad-CAM layer, head and backbone), parameter groups.
+- :mod:`medbundle.inferers`: the bf16 autocast inferer (CPU and GPU, channels_last).
+- :mod:`medbundle.runtime`: devices and distributed training.
+- :mod:`medbundle.runs`: bundle folders, default paths, class names, run records.
+- :mod:`medbundle.handlers`: Ignite handlers, one per module (checkpoints, resume, logs, reports, phases, explanations).
+- :mod:`medbundle.metrics`, :mod:`medbundle.plots`, :mod:`medbundle.report`: figures, pictures and the evaluation folder.
+- :mod:`medbundle.explain`: Grad-CAM, Grad-CAM++, occlusion, integrated gradients, and measures of their maps.
+- :mod:`medbundle.tracking`: ``--tracking mlflow`` with MONAI's MLflow settings.
 """
 
 __version__ = "0.1.0"
 
-from medbundle import data, engine, handlers, networks, report, transforms, utils  # noqa: E402
+from medbundle import (  # noqa: E402
+    data,
+    explain,
+    handlers,
+    inferers,
+    metrics,
+    networks,
+    plots,
+    report,
+    runs,
+    runtime,
+    tracking,
+    transforms,
+    utils,
+)
 
-__all__ = ["data", "engine", "handlers", "networks", "report", "transforms", "utils"]
+__all__ = ["data", "explain", "handlers", "inferers", "metrics", "networks", "plots", "report", "runs", "runtime",
+           "tracking", "transforms", "utils"]

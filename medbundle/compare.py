@@ -32,14 +32,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from medbundle.report import classification_metrics
-from medbundle.utils import (
-    agg_figure,
-    atomic_write,
-    atomic_write_csv,
-    medbundle_home,
-    save_png,
-)
+from medbundle.metrics import classification_metrics
+from medbundle.plots.figure import agg_figure, save_png
+from medbundle.runs import medbundle_home
+from medbundle.utils import atomic_write, atomic_write_csv
 
 __all__ = ["RunModel", "load_run", "compare", "main"]
 
@@ -84,7 +80,7 @@ class RunModel:
         if meta.is_file():
             parser.read_meta(str(meta))
         parser.update({k: v for k, v in run_info["overrides"].items() if k not in ("meta_file", "logging_file")})
-        parser.update({"output_dir": str(folder), "device": f"$medbundle.engine.resolve_device({device!r})"})
+        parser.update({"output_dir": str(folder), "device": f"$medbundle.runtime.resolve_device({device!r})"})
         self.parser, self.folder, self.ckpt = parser, folder, ckpt
         self.name = name or (folder.name if ckpt.name == "model.pt" else f"{folder.name}/{ckpt.stem}")
         self.class_names = list(parser.get_parsed_content("class_names"))

@@ -17,7 +17,7 @@ from monai.config import KeysCollection
 from monai.data import ImageReader, NibabelReader, PILReader, PydicomReader
 from monai.transforms import LoadImage, MapTransform, Transform
 
-from medbundle.data.datalist import is_dicom
+from medbundle.data.files import is_dicom
 from medbundle.data.errors import DataError
 from medbundle.data.matfile import MatSliceReader
 from medbundle.data.parquet import ParquetRowReader

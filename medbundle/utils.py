@@ -17,14 +17,8 @@ __all__ = [
     "atomic_write",
     "atomic_write_json",
     "atomic_write_csv",
-    "agg_figure",
-    "save_png",
-    "wrap_label",
     "to_numpy",
     "jsonable",
-    "medbundle_home",
-    "default_output_dir",
-    "default_dataset_dir",
 ]
 
 
@@ -81,37 +75,6 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-@contextlib.contextmanager
-def agg_figure(**kwargs: Any) -> Iterator[Any]:
-    """A standalone matplotlib Agg figure (no pyplot, no global backend change), cleared on exit.
-
-    Args:
-        kwargs: passed to :class:`matplotlib.figure.Figure` (``figsize``, ``layout``...).
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(**kwargs)
-    FigureCanvasAgg(fig)
-    try:
-        yield fig
-    finally:
-        fig.clear()
-
-
-def save_png(fig: Any, path: str | os.PathLike, dpi: int = 130) -> None:
-    """Save a matplotlib figure as PNG to ``path`` atomically (tight bounding box)."""
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight")
-
-
-def wrap_label(name: Any, width: int = 18) -> str:
-    """Wrap a (class) name onto lines of at most ``width`` characters for plot labels."""
-    import textwrap
-
-    return textwrap.fill(str(name), width=width, break_long_words=True) or str(name)
-
-
 def to_numpy(x: Any) -> np.ndarray:
     """Convert lists, numpy arrays and torch tensors (also on GPU, with grad, or bf16) to numpy."""
     if hasattr(x, "detach"):  # torch.Tensor / MetaTensor without importing torch
@@ -139,21 +102,3 @@ def jsonable(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     return obj
-
-
-def medbundle_home() -> Path:
-    """Root of medbundle's default outputs: ``$MEDBUNDLE_HOME`` or ``~/medbundle``."""
-    return Path(os.environ.get("MEDBUNDLE_HOME", Path.home() / "medbundle")).expanduser()
-
-
-def default_output_dir(bundle_root: str | os.PathLike) -> str:
-    """Default run folder of a bundle: ``<medbundle_home>/runs/<bundle folder name>``.
-
-    Outputs never go into the source tree by default; ``--output_dir`` overrides this.
-    """
-    return str(medbundle_home() / "runs" / Path(bundle_root).resolve().name)
-
-
-def default_dataset_dir(bundle_root: str | os.PathLike) -> str:
-    """Default data folder of a bundle: ``<medbundle_home>/data/<bundle folder name>`` (demo data is made there)."""
-    return str(medbundle_home() / "data" / Path(bundle_root).resolve().name)

@@ -7,7 +7,7 @@ What is measured
 (:func:`medbundle.data.demo.ct_phantom`) for each case:
 
 * ``ctnet64``: the ct_infection bundle's default CPU network (``CTNet``, features 32..512, ``pooled_size=1``,
-  batch norm, 64 px), made channels-last by :func:`medbundle.engine.prepare_network` as the bundle does;
+  batch norm, 64 px), made channels-last by :func:`medbundle.runtime.prepare_network` as the bundle does;
 * ``ctnet224``: the seed's full-size network (``configs/full_size.json``: features 64..1024, ``pooled_size=7``,
   no batch norm, 224 px), also channels-last.
 
@@ -117,7 +117,7 @@ def _phantoms(n: int, size: int, seed: int, severities: tuple[int, ...] = (0, 1,
 def _network(net: dict, device: str = "cpu"):
     import torch
 
-    from medbundle.engine import prepare_network
+    from medbundle.runtime import prepare_network
     from medbundle.networks import CTNet
 
     torch.manual_seed(0)
@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     import monai
     import torch
 
-    from medbundle.engine import bf16_supported
+    from medbundle.inferers import bf16_supported
     from medbundle.utils import atomic_write_json
 
     torch.set_num_threads(args.threads)

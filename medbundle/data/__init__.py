@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from medbundle.data.datalist import (
-    grouped_split,
-    list_inputs,
-    load_datalists,
-    stratified_split,
-)
+from medbundle.data.datalists import list_inputs, load_datalists
 from medbundle.data.demo import (
     CT_CLASSES,
     MRI_CLASSES,
@@ -18,12 +13,15 @@ from medbundle.data.demo import (
     mri_phantom,
 )
 from medbundle.data.errors import DataError
+from medbundle.data.files import is_dicom
 from medbundle.data.imbalance import balanced_sampler, class_counts, class_weights
 from medbundle.data.matfile import MatSliceReader, read_mat
 from medbundle.data.parquet import ParquetRowReader, read_parquet
+from medbundle.data.splits import grouped_split, stratified_split
 
 __all__ = [
     "DataError",
+    "is_dicom",
     "read_mat",
     "MatSliceReader",
     "load_datalists",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
@@ -20,10 +19,10 @@ from monai.data import ImageReader
 from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
 
 from medbundle.data.errors import DataError
+from medbundle.data.names import SLICE_PATTERN, split_indexed_name
 
 __all__ = ["read_mat", "MatSliceReader", "MatSlice", "split_slice_name", "SLICE_PATTERN"]
 
-SLICE_PATTERN = re.compile(r"^(?P<path>.+\.mat)#(?P<index>\d+)$", re.IGNORECASE)
 _KEY_HINT = "pass data_key=/label_key= (bundle keys --data_key/--label_key)"
 
 
@@ -33,10 +32,7 @@ def split_slice_name(name: str | os.PathLike) -> tuple[str, int]:
     Raises:
         ValueError: when ``name`` is not of that form.
     """
-    match = SLICE_PATTERN.match(str(name))
-    if match is None:
-        raise ValueError(f"not a .mat slice name of the form '<file>.mat#<index>': {name}")
-    return match["path"], int(match["index"])
+    return split_indexed_name(name, SLICE_PATTERN, ".mat slice name of the form '<file>.mat#<index>'")
 
 
 def read_mat(

@@ -18,7 +18,6 @@ import functools
 import io
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
@@ -30,11 +29,9 @@ from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
 from PIL import Image
 
 from medbundle.data.errors import DataError
+from medbundle.data.names import ROW_PATTERN, split_indexed_name
 
 __all__ = ["ParquetTable", "read_parquet", "ParquetRowReader", "decode_row", "ROW_PATTERN"]
-
-ROW_PATTERN = re.compile(r"^(?P<path>.+\.parquet)#(?P<index>\d+)$", re.IGNORECASE)
-
 
 class ParquetTable(NamedTuple):
     """What :func:`read_parquet` returns: encoded images, raw labels, label names (or None) and groups (or None)."""
@@ -156,10 +153,7 @@ def split_row_name(name: str | os.PathLike) -> tuple[str, int]:
     Raises:
         ValueError: when ``name`` is not of that form.
     """
-    match = ROW_PATTERN.match(str(name))
-    if match is None:
-        raise ValueError(f"not a parquet row name of the form '<file>.parquet#<row>': {name}")
-    return match["path"], int(match["index"])
+    return split_indexed_name(name, ROW_PATTERN, "parquet row name of the form '<file>.parquet#<row>'")
 
 
 def decode_row(name: str | os.PathLike, image_column: str = "image") -> np.ndarray:

@@ -1,0 +1,195 @@
+"""One entry point from a dataset folder, whatever its layout, to MONAI datalists for train/val/test.
+
+Items are dicts ``{"image": <absolute path, or "<path>.mat#<index>">, "label": <class index>, "id": <unique str>}``,
+plus ``"mask": "<path>_mask.mat#<index>"`` when a ``.mat`` stack has a mask file beside it. Accepted layouts (one
+module each in :mod:`medbundle.data.layouts`):
+
+1. ``Train.mat`` / ``Val.mat`` / ``Test.mat`` (case-insensitive; also ``validation``, ``valid``...), each holding an
+   image stack and its labels (see :func:`medbundle.data.matfile.read_mat`); optional ``<Split>_mask.mat`` (``mask``).
+2. one sub-folder per class holding images (searched recursively), optionally inside ``train``/``val``/``test``
+   split folders. Folder names match class names ignoring case, spaces, ``_`` and ``-``.
+3. ``datalist.csv`` (columns ``image,label[,split][,group][,mask]``) or ``datalist.json`` (MONAI style, keys
+   ``training``/``validation``/``test`` or ``train``/``val``/``test``), image paths relative to the file or absolute.
+4. parquet tables as published on the Hugging Face hub (``train-*.parquet``, ``test-*.parquet``, ...; see
+   :mod:`medbundle.data.parquet`): items ``"<file>.parquet#<row>"``, decoded lazily by the loading transform.
+   Integer labels are mapped by class *name* (Hugging Face ``ClassLabel`` metadata, or ``label_names``).
+
+Splits the data does not provide are carved out of the training data: grouped (no group in two splits) when every
+item has a group key (a ``group`` column, ``group_column`` of a parquet file, or ``group_pattern`` matched on the
+ids), stratified by class otherwise. The log and ``split.json`` say which.
+
+The layout is looked for in ``dataset_dir`` and then below it, breadth first: the topmost folder showing one wins,
+so nested duplicate copies of the tree (as in some Kaggle archives) are ignored. Hidden files and folders and
+``__MACOSX`` are always ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Sequence
+
+from medbundle.data.errors import DataError
+from medbundle.data.files import IMAGE_SUFFIXES, _check_images, _find_images, _is_image, _norm
+from medbundle.data.layouts.datalist import _DATALIST_FILES, _from_datalist
+from medbundle.data.layouts.discover import _find_layout
+from medbundle.data.layouts.folders import _from_folders
+from medbundle.data.layouts.mat import _add_masks, _from_mat
+from medbundle.data.layouts.parquet import _from_parquet
+from medbundle.data.matfile import read_mat
+from medbundle.data.splits import SPLITS, _groups_from_pattern, _make_missing_splits
+
+__all__ = ["load_datalists", "list_inputs"]
+
+logger = logging.getLogger("medbundle.data")
+
+
+def load_datalists(
+    dataset_dir: str | os.PathLike,
+    class_names: Sequence[str],
+    output_dir: str | os.PathLike | None = None,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    seed: int = 0,
+    data_key: str = "data",
+    label_key: str = "label",
+    check: bool = True,
+    image_column: str = "image",
+    label_names: Sequence[str] | None = None,
+    group_column: str | None = None,
+    group_pattern: str | None = None,
+) -> dict[str, list[dict]]:
+    """Find the data in ``dataset_dir`` and return its train/val/test datalists.
+
+    Splits the data does not provide are made from the training data by :func:`grouped_split` when every
+    training item has a group key, else by :func:`stratified_split`, and saved to ``<output_dir>/split.json``; a
+    later call on the same data with the same seed and fractions reuses that file, so a resumed run trains and
+    validates on the same images.
+
+    Args:
+        dataset_dir: the dataset folder, in any of the layouts of this module.
+        class_names: the class names; labels are indices into this list.
+        output_dir: where ``split.json`` is written and looked for; None to not persist the split.
+        val_fraction: share of the training data for validation, when the data has no validation split.
+        test_fraction: share of the training data for testing, when the data has no test split.
+        seed: random seed of the split.
+        data_key: image variable of ``.mat`` files.
+        label_key: label variable of ``.mat`` files.
+        check: open every image file once (in threads) and report all unreadable ones in one error.
+        image_column: image column of parquet files (a struct with ``bytes``, or binary).
+        label_names: class names of the integer labels of parquet files, in their order (used when the file has
+            no Hugging Face ``ClassLabel`` metadata); None: integers are indices into ``class_names``.
+        group_column: column of parquet files holding a group key (subject), if any.
+        group_pattern: regular expression searched in each item's id; its group ``group`` (or the whole match)
+            is the item's group key. Ignored (stratified split) when it matches no id; an error when it matches
+            only some.
+
+    Returns:
+        ``{"train": [...], "val": [...], "test": [...]}``, each list sorted by ``"id"``; items carry ``"group"``
+        when they have one.
+
+    Raises:
+        DataError: for any problem with the data; the message names the file or folder and what to do.
+    """
+    root = Path(dataset_dir).expanduser().resolve()
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder. Point --dataset_dir at the folder that holds the data.")
+    class_names = list(class_names)
+    class_keys = {_norm(c): i for i, c in enumerate(class_names)}
+    folder, layout = _find_layout(root, class_keys, data_key, label_key, class_names)
+    logger.info("%s: found %s layout in %s", root, layout, folder)
+    if layout == "datalist":
+        splits = _from_datalist(folder, root, class_names, class_keys)
+    elif layout == ".mat":
+        splits = _from_mat(folder, root, len(class_names), data_key, label_key)
+    elif layout == "parquet":
+        splits = _from_parquet(folder, root, class_names, class_keys, image_column, label_key, label_names,
+                               group_column)
+    else:
+        splits = _from_folders(folder, root, class_names, class_keys, layout)
+    if "train" not in splits:
+        raise DataError(
+            f"{folder}: no training data (found only the splits {sorted(splits)}). Add a train split, or put all "
+            "the data in one split-free layout so that it is split automatically."
+        )
+    if group_pattern:
+        _groups_from_pattern(splits, group_pattern, folder)
+    missing = [s for s in SPLITS if s not in splits]
+    if missing:
+        fractions = {s: {"val": val_fraction, "test": test_fraction}[s] for s in missing}
+        splits, how = _make_missing_splits(splits, fractions, seed, output_dir, folder)
+    else:
+        how = "taken from the data"
+    for s in SPLITS:
+        if not splits[s]:
+            raise DataError(
+                f"{folder}: the '{s}' split has no images. Add images to it, or, when it is made from the training "
+                f"data, raise {s}_fraction."
+            )
+        splits[s] = sorted(splits[s], key=lambda item: item["id"])
+        counts = Counter(item["label"] for item in splits[s])
+        per_class = ", ".join(f"{c} {counts[i]}" for i, c in enumerate(class_names))
+        logger.info("%s: %d images (%s)", s, len(splits[s]), per_class)
+        if len(counts) < len(class_names):
+            absent = [c for i, c in enumerate(class_names) if i not in counts]
+            logger.warning("%s: the '%s' split has no images of classes %s", folder, s, absent)
+    logger.info("split %s", how)
+    if check:
+        _check_images([item["image"] for s in SPLITS for item in splits[s]], folder, image_column)
+    return splits
+
+
+def list_inputs(
+    input_path: str | os.PathLike,
+    data_key: str = "data",
+    label_key: str = "label",
+    class_names: Sequence[str] | None = None,
+) -> list[dict]:
+    """Items ``{"image", "id"}`` to run inference on (plus ``"label"`` and ``"mask"`` where a ``.mat`` file has them).
+
+    Args:
+        input_path: a folder of images (searched recursively), one image file (PNG, JPEG, BMP, TIFF, DICOM with or
+            without ``.dcm``, NIfTI), a ``.mat`` file (all its images; its labels when it has them, and
+            its masks from ``<stem>_mask.mat`` beside it, as in the demo data), or a ``datalist.csv`` /
+            ``datalist.json`` (all its entries, every split, with their labels, groups and masks).
+        data_key: image variable of a ``.mat`` file.
+        label_key: label variable of a ``.mat`` file (optional in the file).
+        class_names: the classes, to read the class-name labels of a datalist file as indices.
+
+    Returns:
+        the items, sorted by path; ids are paths relative to the folder, file names, or ``"<file>.mat#<index>"``.
+
+    Raises:
+        DataError: when the path does not exist, is not a supported file, or holds no images.
+    """
+    path = Path(input_path).expanduser().resolve()
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder. Check the path given as --input_path.")
+    if path.is_dir():
+        items = [{"image": str(p), "id": p.relative_to(path).as_posix()} for p in _find_images(path)]
+    elif path.name.lower() in _DATALIST_FILES:
+        names = list(class_names) if class_names is not None else None
+        keys = {_norm(c): i for i, c in enumerate(names or [])}
+        items = [item for part in _from_datalist(path, path.parent, names, keys).values() for item in part]
+    elif path.name.lower().endswith(".mat"):
+        images, labels = read_mat(path, data_key, label_key, require_labels=False)
+        items = [{"image": f"{path}#{i}", "id": f"{path.name}#{i}"} for i in range(len(images))]
+        if labels is not None:
+            for item, label in zip(items, labels):
+                item["label"] = int(label)
+        _add_masks(items, path, images.shape)
+    elif _is_image(path):
+        items = [{"image": str(path), "id": path.name}]
+    else:
+        raise DataError(
+            f"{path}: not a supported image file ({', '.join(IMAGE_SUFFIXES)}, DICOM or .mat). Convert it or give "
+            "a folder of supported images."
+        )
+    if not items:
+        raise DataError(
+            f"{path}: no images found ({', '.join(IMAGE_SUFFIXES)} or extension-less DICOM, hidden files ignored). "
+            "Give a folder that holds images, one image file or one .mat file."
+        )
+    return items

@@ -1,0 +1,52 @@
+"""Finding the layout of a dataset folder: the topmost folder at or below it (breadth first) that shows one of the
+layouts of :mod:`medbundle.data.layouts`, so nested duplicate copies of the tree are ignored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from medbundle.data.errors import DataError
+from medbundle.data.files import IMAGE_SUFFIXES, _norm, _scan
+from medbundle.data.layouts.datalist import _DATALIST_FILES
+from medbundle.data.layouts.mat import _mat_splits
+from medbundle.data.splits import _SPLIT_NAMES
+
+__all__: list[str] = []
+
+
+def _layout_of(folder: Path, class_keys: dict[str, int]) -> str | None:
+    """The layout ``folder`` shows directly, if any."""
+    files, dirs = _scan(folder)
+    if any(f.name.lower() in _DATALIST_FILES for f in files):
+        return "datalist"
+    if _mat_splits(files):
+        return ".mat"
+    if any(f.name.lower().endswith(".parquet") for f in files):
+        return "parquet"
+    if any(_norm(d.name) in _SPLIT_NAMES for d in dirs):
+        return "split folders"
+    if any(_norm(d.name) in class_keys for d in dirs):
+        return "class folders"
+    return None
+
+
+def _find_layout(
+    root: Path, class_keys: dict[str, int], data_key: str, label_key: str, class_names: list[str]
+) -> tuple[Path, str]:
+    """The topmost folder at or below ``root`` that shows a layout (breadth first), and that layout."""
+    queue = [root]
+    while queue:
+        folder = queue.pop(0)
+        layout = _layout_of(folder, class_keys)
+        if layout:
+            return folder, layout
+        queue += _scan(folder)[1]
+    found = sorted(p.name for p in root.iterdir())[:10]
+    raise DataError(
+        f"{root}: no data found (top-level entries: {found}). Accepted layouts: (1) Train.mat with optional Val.mat "
+        f"and Test.mat, each holding variables '{data_key}' and '{label_key}'; (2) one folder per class named "
+        f"{class_names} holding images ({', '.join(IMAGE_SUFFIXES)}), optionally inside train/val/test folders; "
+        "(3) datalist.csv (columns image,label[,split][,group][,mask]) or datalist.json (MONAI style); (4) "
+        "parquet files in the Hugging Face image schema (train-*.parquet, test-*.parquet). Arrange the data in "
+        "one of these layouts, or point --dataset_dir at it."
+    )

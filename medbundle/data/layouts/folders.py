@@ -1,0 +1,60 @@
+"""Layout 2: one sub-folder per class holding images (searched recursively), optionally inside ``train``/``val``/
+``test`` split folders. Folder names match class names ignoring case, spaces, ``_`` and ``-``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from medbundle.data.errors import DataError
+from medbundle.data.files import IMAGE_SUFFIXES, _find_images, _norm, _scan
+from medbundle.data.layouts.discover import _layout_of
+from medbundle.data.splits import _SPLIT_NAMES
+
+__all__: list[str] = []
+
+logger = logging.getLogger("medbundle.data")
+
+
+def _from_folders(
+    folder: Path, root: Path, class_names: list[str], class_keys: dict[str, int], layout: str
+) -> dict[str, list[dict]]:
+    """Items of class folders, inside split folders when ``layout`` is ``"split folders"``."""
+    if layout == "class folders":
+        return {"train": _class_folder_items(folder, root, class_names, class_keys)}
+    splits: dict[str, list[dict]] = {}
+    for d in _scan(folder)[1]:
+        split = _SPLIT_NAMES.get(_norm(d.name))
+        if split is None:
+            logger.warning("%s: ignoring folder '%s', which is not a train/val/test folder", folder, d.name)
+            continue
+        splits.setdefault(split, []).extend(_class_folder_items(d, root, class_names, class_keys))
+    return splits
+
+
+def _class_folder_items(folder: Path, root: Path, class_names: list[str], class_keys: dict[str, int]) -> list[dict]:
+    """Items of the class sub-folders of ``folder``; nested copies of the tree are skipped."""
+    items = []
+    for d in _scan(folder)[1]:
+        label = class_keys.get(_norm(d.name))
+        if label is None:
+            if _layout_of(d, class_keys):
+                logger.warning("%s: ignoring '%s', a nested copy of the data tree", folder, d.name)
+            elif _find_images(d):
+                raise DataError(
+                    f"{d}: folder name '{d.name}' matches none of the class names {class_names} (case, spaces, '_' "
+                    "and '-' are ignored). Rename the folder, remove it, or change the class names (--class_names)."
+                )
+            continue
+        images = _find_images(d)
+        if not images:
+            raise DataError(
+                f"{d}: class folder holds no images ({', '.join(IMAGE_SUFFIXES)}). Add images or remove the folder."
+            )
+        items += [{"image": str(p), "label": label, "id": p.relative_to(root).as_posix()} for p in images]
+    if not items:
+        raise DataError(
+            f"{folder}: no images in class folders (expected sub-folders named {class_names}). Put each image in "
+            "the sub-folder of its class, or remove this folder."
+        )
+    return items

@@ -1,0 +1,202 @@
+"""Atomic checkpoints: MONAI's ``CheckpointSaver`` writing through a temporary file, in the background; the latest.
+
+:func:`wait_for_checkpoints` blocks until every checkpoint being written in the background is on disk.
+"""
+
+from __future__ import annotations
+
+import atexit
+import io
+import logging
+import re
+import threading
+import weakref
+from pathlib import Path
+from typing import Any
+
+import torch
+from ignite.engine import Engine, Events
+from ignite.handlers.checkpoint import BaseSaveHandler
+from monai.handlers import CheckpointSaver as _MonaiCheckpointSaver
+
+from medbundle.utils import atomic_write
+
+__all__ = ["CheckpointSaver", "latest_checkpoint", "wait_for_checkpoints"]
+
+logger = logging.getLogger("medbundle.handlers")
+
+# save handlers that may have a background write in flight (weak: a handler nobody holds has nothing pending)
+_BACKGROUND_HANDLERS: weakref.WeakSet[_AtomicSaveHandler] = weakref.WeakSet()
+
+
+class _AtomicSaveHandler(BaseSaveHandler):
+    """Save a checkpoint through a temporary file and an atomic rename (readable by group and others).
+
+    With ``background``, the checkpoint is serialised in the calling thread (a consistent snapshot: training
+    may change the tensors as soon as the call returns) and the file is written, fsync'ed and renamed into
+    place by a background thread. One write is in flight at most: the next save or removal waits for it first,
+    and re-raises its error.
+
+    Args:
+        dirname: folder of the checkpoints.
+        filename: a fixed file name for every save, or None for the name ignite chooses.
+        background: write the file in a background thread.
+    """
+
+    def __init__(self, dirname: str | Path, filename: str | None = None, background: bool = False) -> None:
+        self.dirname = Path(dirname)
+        self.filename = filename
+        self.background = background
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def __call__(self, checkpoint: dict, filename: str, metadata: dict | None = None) -> None:
+        self.wait()
+        path = self.dirname / (self.filename or filename)
+        if not self.background:
+            with atomic_write(path, "wb") as f:
+                torch.save(checkpoint, f)
+            return
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        self._thread = threading.Thread(target=self._write, args=(path, buffer), name=f"checkpoint writer {path.name}")
+        _BACKGROUND_HANDLERS.add(self)
+        self._thread.start()
+
+    def _write(self, path: Path, buffer: io.BytesIO) -> None:
+        try:
+            with atomic_write(path, "wb") as f:
+                f.write(buffer.getbuffer())
+        except BaseException as e:  # re-raised by wait() in the training thread
+            e.add_note(f"(while writing the checkpoint {path} in the background)")
+            self._error = e
+
+    def wait(self) -> None:
+        """Wait until the background write in flight (if any) is done; raise its error."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def remove(self, filename: str) -> None:
+        # ignite removes the oldest checkpoint before saving the next one: the write in flight may be that file
+        self.wait()
+        # a fixed file name is replaced atomically by the next save: removing it first would open
+        # a window in which a kill leaves no checkpoint at all
+        if self.filename is None:
+            (self.dirname / filename).unlink(missing_ok=True)
+
+
+def wait_for_checkpoints() -> None:
+    """Block until every checkpoint being written in the background is on disk; raise the first write error."""
+    errors = []
+    for handler in list(_BACKGROUND_HANDLERS):
+        try:
+            handler.wait()
+        except Exception as e:
+            errors.append(e)
+    if errors:
+        raise errors[0]
+
+
+@atexit.register
+def _wait_at_exit() -> None:
+    # non-daemon writer threads finish before atexit runs; this reports their errors instead of losing them
+    for handler in list(_BACKGROUND_HANDLERS):
+        try:
+            handler.wait()
+        except Exception:
+            logger.exception("a checkpoint could not be written")
+
+
+class CheckpointSaver(_MonaiCheckpointSaver):
+    """MONAI's ``CheckpointSaver`` whose files are written atomically.
+
+    MONAI 1.6 saves with ``atomic=False``: a process killed while saving leaves a truncated file
+    that a later run fails to load, or loads wrong. Here every file goes to a temporary name first
+    and is renamed into place; a fixed-name file (``key_metric_filename``) is never deleted before
+    its replacement exists. ``state_dict``/``load_state_dict`` carry the record of the best
+    key-metric checkpoint, so saving this saver inside the full training state lets a resumed run
+    keep its best model until a better one comes.
+
+    With ``background`` (the default), the state is serialised into memory when the save is due (a
+    consistent snapshot) and the file is written, fsync'ed and renamed into place by a background thread
+    while training goes on. The write is waited for (and its error raised in the training thread) at the
+    next save, at the end of the next iteration of the engine, and when the engine completes, terminates
+    or raises (every checkpoint in flight is on disk when ``run()`` returns), and at process exit.
+    ``n_saved`` holds as before: the oldest file is removed only after the write in flight is done. A
+    process killed during a write leaves the previous files (and a temporary file), never a truncated one.
+    The snapshot costs memory of the size of the checkpoint while it is written.
+
+    Args:
+        save_dir: folder of the checkpoints.
+        save_dict: objects to save.
+        engine_key: when given, the engine this handler is attached to is saved under this key too
+            (a config cannot name the trainer inside the trainer's own handlers: that is circular).
+        background: write the files in a background thread; False writes them before the save returns.
+        kwargs: the other arguments of :class:`monai.handlers.CheckpointSaver`.
+    """
+
+    def __init__(
+        self, save_dir: str, save_dict: dict, engine_key: str | None = None, background: bool = True, **kwargs: Any
+    ) -> None:
+        super().__init__(save_dir=save_dir, save_dict=save_dict, **kwargs)
+        self.engine_key = engine_key
+        self.background = background
+        fixed = {
+            "_final_checkpoint": kwargs.get("final_filename"),
+            "_key_metric_checkpoint": kwargs.get("key_metric_filename"),
+            "_interval_checkpoint": None,
+        }
+        for attr, filename in fixed.items():
+            checkpoint = getattr(self, attr)
+            if checkpoint is not None:
+                checkpoint.save_handler = _AtomicSaveHandler(save_dir, filename, background)
+
+    def state_dict(self) -> dict:
+        return self._key_metric_checkpoint.state_dict() if self._key_metric_checkpoint is not None else {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if self._key_metric_checkpoint is not None and state_dict:
+            super().load_state_dict(state_dict)
+
+    def attach(self, engine: Engine) -> None:
+        if self.engine_key is not None:
+            self.save_dict[self.engine_key] = engine  # the same dict object the ignite checkpoints save
+        super().attach(engine)
+        if self.background:
+            # a checkpoint taken at an epoch's end is on disk when the next iteration ends (a kill later
+            # in that epoch finds it), and every checkpoint in flight when the engine stops
+            engine.add_event_handler(Events.ITERATION_COMPLETED, self.wait)
+            engine.add_event_handler(Events.COMPLETED, self._wait_all)
+            engine.add_event_handler(Events.TERMINATE, self._wait_all)
+            engine.add_event_handler(Events.EXCEPTION_RAISED, self._wait_all_then_raise)
+
+    def _handlers(self) -> list[_AtomicSaveHandler]:
+        checkpoints = (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint)
+        return [c.save_handler for c in checkpoints if c is not None and isinstance(c.save_handler, _AtomicSaveHandler)]
+
+    def wait(self, engine: Engine | None = None) -> None:
+        """Wait until this saver's checkpoints in flight are on disk; raise a background write's error."""
+        for handler in self._handlers():
+            handler.wait()
+
+    def _wait_all(self, engine: Engine) -> None:
+        wait_for_checkpoints()
+
+    def _wait_all_then_raise(self, engine: Engine, e: Exception) -> None:
+        # any handler of EXCEPTION_RAISED stops ignite from raising: this one raises the engine's error again
+        try:
+            wait_for_checkpoints()
+        except Exception:
+            logger.exception("a checkpoint could not be written")
+        raise e
+
+
+def latest_checkpoint(ckpt_dir: str | Path, prefix: str = "checkpoint") -> Path | None:
+    """The interval checkpoint of the highest epoch in ``ckpt_dir`` (``<prefix>_epoch=<n>.pt``), or None."""
+    pattern = re.compile(rf"{re.escape(prefix)}_epoch=(\d+)\.pt$")
+    found = [(int(m.group(1)), p) for p in Path(ckpt_dir).glob("*.pt") if (m := pattern.search(p.name))]
+    return max(found)[1] if found else None

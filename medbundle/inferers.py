@@ -1,0 +1,59 @@
+"""Inferers the bundle configs use: bf16 autocast on CPU and GPU with channels-last inputs."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import torch
+from monai.inferers import SimpleInferer
+
+__all__ = ["AutocastInferer", "bf16_supported"]
+
+
+def bf16_supported(device: torch.device | str) -> bool:
+    """Whether bf16 autocast pays on ``device``: a CUDA GPU with bf16, or a CPU with AVX512-BF16 or AMX."""
+    return _bf16_supported(torch.device(device).type)
+
+
+@functools.lru_cache(maxsize=None)
+def _bf16_supported(device_type: str) -> bool:
+    if device_type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device_type == "cpu":
+        try:
+            flags = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+    return False
+
+
+class AutocastInferer(SimpleInferer):
+    """``SimpleInferer`` that runs the forward pass under ``torch.autocast`` in bf16, on CPU and GPU.
+
+    ``SupervisedTrainer(amp=True)`` only autocasts on CUDA (fp16 with a gradient scaler); bf16 needs
+    no scaler and also speeds up CPUs that have bf16 instructions. Inputs of 4 dimensions are made
+    ``channels_last`` to match a network converted with :func:`prepare_network`. Outputs are
+    returned as float32, so losses, metrics and probabilities are computed in full precision.
+
+    Args:
+        amp: ``True``, ``False`` or ``"auto"`` (bf16 where :func:`bf16_supported` says it pays).
+        channels_last: convert 4D inputs to the channels-last memory format.
+        dtype: the autocast dtype.
+    """
+
+    def __init__(self, amp: bool | str = "auto", channels_last: bool = True, dtype: torch.dtype = torch.bfloat16):
+        super().__init__()
+        self.amp = amp
+        self.channels_last = channels_last
+        self.dtype = dtype
+
+    def __call__(self, inputs: torch.Tensor, network: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
+        enabled = bf16_supported(inputs.device) if self.amp == "auto" else bool(self.amp)
+        if self.channels_last and inputs.ndim == 4:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device_type=inputs.device.type, dtype=self.dtype, enabled=enabled):
+            out = network(inputs, *args, **kwargs)
+        return out.float() if torch.is_tensor(out) else out

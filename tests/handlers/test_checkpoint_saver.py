@@ -1,0 +1,264 @@
+"""medbundle.handlers.checkpoint_saver: interval and key-metric checkpoints, atomic saves, latest_checkpoint,
+background writes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from helpers.engines import _ORIGINAL_ATOMIC_WRITE, _model_and_opt, _slow_atomic_write, _trainer
+from ignite.engine import Engine, Events
+from torch import nn
+
+import medbundle.handlers.checkpoint_saver as mb_checkpoint_saver
+from medbundle.handlers import CheckpointSaver, latest_checkpoint
+from medbundle.handlers.checkpoint_saver import wait_for_checkpoints
+
+
+def _evaluator(score: list) -> Engine:
+    """An engine whose ``acc`` metric is ``score[0]`` at the end of every epoch."""
+    ev = Engine(lambda e, b: None)
+    ev.add_event_handler(Events.ITERATION_COMPLETED, lambda e: e.state.metrics.update(acc=score[0]))
+    return ev
+
+
+def test_checkpoint_saver_interval_files_and_latest(tmp_path):
+    model, opt = _model_and_opt()
+    trainer = _trainer(model, opt)
+    CheckpointSaver(str(tmp_path), {"model": model, "optimizer": opt}, save_interval=1, n_saved=2,
+                    epoch_level=True).attach(trainer)
+    trainer.run([0, 1], max_epochs=3)
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint_epoch=2.pt", "checkpoint_epoch=3.pt"]
+    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoint_epoch=3.pt"
+    mode = (tmp_path / "checkpoint_epoch=3.pt").stat().st_mode
+    assert mode & 0o044 == 0o044  # readable by group and others, unlike ignite's atomic DiskSaver
+    saved = torch.load(tmp_path / "checkpoint_epoch=3.pt", weights_only=False)
+    assert set(saved) == {"model", "optimizer"}
+    torch.testing.assert_close(saved["model"]["weight"], model.weight.detach())
+
+
+def test_latest_checkpoint_numeric_order(tmp_path):
+    assert latest_checkpoint(tmp_path) is None
+    assert latest_checkpoint(tmp_path / "missing") is None
+    for name in ("checkpoint_epoch=9.pt", "checkpoint_epoch=10.pt", "model.pt", "checkpoint_epoch=2.pt"):
+        (tmp_path / name).write_bytes(b"")
+    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoint_epoch=10.pt"
+    (tmp_path / "run_epoch=99.pt").write_bytes(b"")
+    assert latest_checkpoint(tmp_path, prefix="run") == tmp_path / "run_epoch=99.pt"
+
+
+def _failing_save(obj, f, *args, **kwargs):
+    f.write(b"half a checkpoint")
+    raise OSError("disk full")
+
+
+def test_checkpoint_saver_failed_save_leaves_nothing(tmp_path, monkeypatch):
+    model, opt = _model_and_opt()
+    trainer = _trainer(model, opt)
+    CheckpointSaver(str(tmp_path), {"model": model, "optimizer": opt}, save_interval=1, n_saved=2).attach(trainer)
+    monkeypatch.setattr(mb_checkpoint_saver.torch, "save", _failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        trainer.run([0], max_epochs=1)
+    assert not (tmp_path / "checkpoint_epoch=1.pt").exists()
+    assert os.listdir(tmp_path) == []
+
+
+def test_checkpoint_saver_failed_save_keeps_previous_file(tmp_path, monkeypatch):
+    model, _ = _model_and_opt()
+    score = [0.5]
+    saver = CheckpointSaver(str(tmp_path), {"model": model}, save_key_metric=True, key_metric_name="acc",
+                            key_metric_filename="model.pt")
+    ev = _evaluator(score)
+    saver.attach(ev)
+    ev.run([0], max_epochs=1)
+    before = (tmp_path / "model.pt").read_bytes()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    score[0] = 0.9
+    monkeypatch.setattr(mb_checkpoint_saver.torch, "save", _failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        ev.run([0], max_epochs=1)
+    assert (tmp_path / "model.pt").read_bytes() == before
+    assert os.listdir(tmp_path) == ["model.pt"]
+
+
+def _key_metric_run(folder: Path, model: nn.Module, score: float, state: dict | None = None) -> CheckpointSaver:
+    saver = CheckpointSaver(str(folder), {"model": model}, save_key_metric=True, key_metric_name="acc",
+                            key_metric_filename="model.pt", key_metric_greater_or_equal=True)
+    if state is not None:
+        saver.load_state_dict(state)
+    ev = _evaluator([score])
+    saver.attach(ev)
+    ev.run([0], max_epochs=1)
+    return saver
+
+
+def test_checkpoint_saver_best_record_round_trip(tmp_path):
+    model, _ = _model_and_opt()
+    first = _key_metric_run(tmp_path, model, 0.8)
+    state = first.state_dict()
+    assert state  # the record of the best checkpoint
+    best = torch.load(tmp_path / "model.pt", weights_only=True)
+    torch.testing.assert_close(best["weight"], model.weight.detach())
+    # the record survives a round trip through a checkpoint file (as in the full training state)
+    torch.save({"best_model": state}, tmp_path / "state.pt")
+    state = torch.load(tmp_path / "state.pt", weights_only=False)["best_model"]
+    (tmp_path / "state.pt").unlink()
+
+    worse, _ = _model_and_opt(seed=1)
+    _key_metric_run(tmp_path, worse, 0.5, state=state)
+    kept = torch.load(tmp_path / "model.pt", weights_only=True)
+    torch.testing.assert_close(kept["weight"], model.weight.detach())  # not overwritten by a worse score
+
+    better, _ = _model_and_opt(seed=2)
+    saver = _key_metric_run(tmp_path, better, 0.9, state=state)
+    new = torch.load(tmp_path / "model.pt", weights_only=True)
+    torch.testing.assert_close(new["weight"], better.weight.detach())
+    assert os.listdir(tmp_path) == ["model.pt"]
+    assert saver.state_dict()["_saved"][0][0] == pytest.approx(0.9)
+
+
+def test_checkpoint_saver_without_record_overwrites(tmp_path):
+    """Control for the round trip: a saver that does not load the record saves the worse model."""
+    model, _ = _model_and_opt()
+    _key_metric_run(tmp_path, model, 0.8)
+    worse, _ = _model_and_opt(seed=1)
+    _key_metric_run(tmp_path, worse, 0.5)
+    torch.testing.assert_close(torch.load(tmp_path / "model.pt", weights_only=True)["weight"], worse.weight.detach())
+
+
+def test_checkpoint_saver_state_dict_without_key_metric(tmp_path):
+    model, _ = _model_and_opt()
+    saver = CheckpointSaver(str(tmp_path), {"model": model}, save_interval=1)
+    assert saver.state_dict() == {}
+    saver.load_state_dict({})  # no error, nothing to restore
+
+
+def test_checkpoint_saver_engine_key(tmp_path):
+    model, opt = _model_and_opt()
+    trainer = _trainer(model, opt)
+    CheckpointSaver(str(tmp_path), {"model": model, "optimizer": opt}, engine_key="trainer",
+                    save_interval=1, n_saved=1).attach(trainer)
+    trainer.run([0, 1, 2], max_epochs=2)
+    assert os.listdir(tmp_path) == ["checkpoint_epoch=2.pt"]
+    saved = torch.load(tmp_path / "checkpoint_epoch=2.pt", weights_only=False)
+    assert set(saved) == {"model", "optimizer", "trainer"}
+    assert saved["trainer"]["iteration"] == 6 and saved["trainer"]["epoch_length"] == 3  # ignite: epoch 2
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# checkpoints written in the background
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _checkpoints(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_background_checkpoints_complete_consistent_and_n_saved(tmp_path, monkeypatch):
+    monkeypatch.setattr(mb_checkpoint_saver, "atomic_write", _slow_atomic_write)
+    model, opt = _model_and_opt()
+    trainer = _trainer(model, opt)
+    saver = CheckpointSaver(str(tmp_path), {"model": model, "optimizer": opt}, engine_key="trainer", save_interval=1,
+                            n_saved=2, epoch_level=True)
+    assert saver.background  # the default
+    saver.attach(trainer)
+    at_save: dict[int, torch.Tensor] = {}
+    seen_on_disk: list[list[str]] = []
+    # registered after the saver: the weights as saved, before training changes them again
+    trainer.add_event_handler(Events.EPOCH_COMPLETED,
+                              lambda e: at_save.update({e.state.epoch: model.weight.detach().clone()}))
+    # at the end of an epoch's first iteration, the previous epoch's checkpoint is on disk (a kill later finds it)
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: seen_on_disk.append(_checkpoints(tmp_path))
+                              if e.state.iteration % 3 == 1 and e.state.epoch > 1 else None)
+    trainer.run([0, 1, 2], max_epochs=4)
+    # the last checkpoint (saved at the very end of the run) is on disk when run() returns; n_saved holds
+    assert _checkpoints(tmp_path) == ["checkpoint_epoch=3.pt", "checkpoint_epoch=4.pt"]
+    assert seen_on_disk == [["checkpoint_epoch=1.pt"], ["checkpoint_epoch=1.pt", "checkpoint_epoch=2.pt"],
+                            ["checkpoint_epoch=2.pt", "checkpoint_epoch=3.pt"]]
+    for epoch in (3, 4):
+        state = torch.load(tmp_path / f"checkpoint_epoch={epoch}.pt", weights_only=True)  # complete files
+        assert set(state) == {"model", "optimizer", "trainer"}
+        assert state["trainer"]["iteration"] == 3 * epoch
+        # a snapshot taken at the save, not the tensors as training changed them while the file was written
+        torch.testing.assert_close(state["model"]["weight"], at_save[epoch])
+    assert not torch.equal(at_save[3], at_save[4])
+    assert (tmp_path / "checkpoint_epoch=4.pt").stat().st_mode & 0o044 == 0o044
+
+
+def test_background_write_overlaps_training(tmp_path, monkeypatch):
+    """The save returns before the file is written: training goes on while the writer thread works."""
+    next_iteration = threading.Event()
+    overlapped: list[bool] = []
+
+    @contextlib.contextmanager
+    def waiting_atomic_write(path, mode="w", **kwargs):
+        overlapped.append(next_iteration.wait(timeout=10))  # a synchronous write would wait for nothing here
+        with _ORIGINAL_ATOMIC_WRITE(path, mode, **kwargs) as f:
+            yield f
+
+    monkeypatch.setattr(mb_checkpoint_saver, "atomic_write", waiting_atomic_write)
+    model, opt = _model_and_opt()
+    trainer = _trainer(model, opt)
+    CheckpointSaver(str(tmp_path), {"model": model}, save_interval=1, n_saved=1).attach(trainer)
+    trainer.add_event_handler(Events.ITERATION_STARTED,
+                              lambda e: next_iteration.set() if e.state.iteration == 3 else None)
+    t0 = time.perf_counter()
+    trainer.run([0, 1], max_epochs=2)  # saves after iterations 2 and 4
+    assert time.perf_counter() - t0 < 10
+    assert overlapped[0] is True  # the first write went on while iteration 3 started
+    assert _checkpoints(tmp_path) == ["model_epoch=2.pt"]
+
+
+def test_background_best_model_and_synchronous_option(tmp_path, monkeypatch):
+    monkeypatch.setattr(mb_checkpoint_saver, "atomic_write", _slow_atomic_write)
+    model, _ = _model_and_opt()
+    for background, folder in ((True, tmp_path / "bg"), (False, tmp_path / "sync")):
+        saver = CheckpointSaver(str(folder), {"model": model}, save_key_metric=True, key_metric_name="acc",
+                                key_metric_filename="model.pt", background=background)
+        score = [0.5]
+        ev = Engine(lambda e, b: None)
+        ev.add_event_handler(Events.ITERATION_COMPLETED, lambda e: e.state.metrics.update(acc=score[0]))
+        saver.attach(ev)
+        for s in (0.5, 0.9):
+            score[0] = s
+            with torch.no_grad():
+                model.weight.add_(1.0)
+            ev.run([0], max_epochs=1)
+            assert _checkpoints(folder) == ["model.pt"]  # on disk when run() returns, no temporary file left
+            torch.testing.assert_close(torch.load(folder / "model.pt", weights_only=True)["weight"],
+                                       model.weight.detach())
+
+
+def _failing_atomic_write(path, mode="w", **kwargs):
+    @contextlib.contextmanager
+    def cm():
+        with _ORIGINAL_ATOMIC_WRITE(path, mode, **kwargs) as f:
+            f.write(b"half a checkpoint")
+            raise OSError("disk full")
+            yield f  # noqa: unreachable
+
+    return cm()
+
+
+@pytest.mark.parametrize("epochs", [1, 3])
+def test_background_write_error_is_raised(tmp_path, monkeypatch, epochs):
+    """A failed write in the writer thread is raised in the training thread: by run(), never silently lost."""
+    monkeypatch.setattr(mb_checkpoint_saver, "atomic_write", _failing_atomic_write)
+    model, opt = _model_and_opt()
+    trainer = _trainer(model, opt)
+    CheckpointSaver(str(tmp_path), {"model": model, "optimizer": opt}, save_interval=1, n_saved=2).attach(trainer)
+    iterations = []
+    trainer.add_event_handler(Events.ITERATION_STARTED, lambda e: iterations.append(e.state.iteration))
+    with pytest.raises(OSError, match="disk full") as info:
+        trainer.run([0, 1], max_epochs=epochs)
+    assert any("in the background" in note for note in getattr(info.value, "__notes__", []))
+    # epochs=1: raised when the run completes; epochs=3: at the end of the next iteration after the failed save
+    assert iterations == ([1, 2] if epochs == 1 else [1, 2, 3])
+    assert os.listdir(tmp_path) == []  # neither a truncated checkpoint nor a temporary file
+    wait_for_checkpoints()  # the error was raised once, not kept
