@@ -14,17 +14,21 @@ The bundles under ``bundles/`` are data (JSON configs); everything they name by 
 - :mod:`medbundle.metrics`, :mod:`medbundle.plots`, :mod:`medbundle.report`: figures, pictures and the evaluation folder.
 - :mod:`medbundle.explain`: Grad-CAM, Grad-CAM++, occlusion, integrated gradients, and measures of their maps.
 - :mod:`medbundle.tracking`: ``--tracking mlflow`` with MONAI's MLflow settings.
+- :mod:`medbundle.options`, :mod:`medbundle.errors`: the start-up check of a command's options (booleans that mean
+  what they say), and user errors reported as one last line.
 """
 
 __version__ = "0.1.0"
 
 from medbundle import (  # noqa: E402
     data,
+    errors,
     explain,
     handlers,
     inferers,
     metrics,
     networks,
+    options,
     plots,
     report,
     runs,
@@ -34,5 +38,5 @@ from medbundle import (  # noqa: E402
     utils,
 )
 
-__all__ = ["data", "explain", "handlers", "inferers", "metrics", "networks", "plots", "report", "runs", "runtime",
-           "tracking", "transforms", "utils"]
+__all__ = ["data", "errors", "explain", "handlers", "inferers", "metrics", "networks", "options", "plots", "report",
+           "runs", "runtime", "tracking", "transforms", "utils"]

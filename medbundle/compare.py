@@ -1,12 +1,15 @@
 """Compare trained models on one test set: a ranked table (CSV and Markdown) and a bar chart.
 
-Each model is a training run folder (the ``--output_dir`` of ``train.json``; its ``run.json`` records the
-config files and overrides it was trained with, so the same network and preprocessing are rebuilt) or a
+Each model is a training run folder (the ``--output_dir`` of ``train.json``; its ``run.json`` records the plain
+settings it was trained with, so the same network and preprocessing are rebuilt, and is read as data: nothing in a
+run folder is evaluated; see :mod:`medbundle.runs.rebuild`) or a
 checkpoint file inside one (``<run>/models/checkpoint_epoch=12.pt``; default: the run's best ``model.pt``).
 Runs of any bundle can be compared as long as they predict the same classes.
 
 Every model sees the same images: by default the test split of the first run (its ``split.json``), or the
-labelled images of ``--input_path`` (a folder of class folders, a ``datalist.csv``, a ``.mat`` file ...). A run
+labelled images of ``--input_path`` (a data folder in any layout training accepts, read the same way but with
+nothing split off: class folders, split folders, ``Train.mat``..., parquet; or a ``datalist.csv``, a ``.mat`` file
+...). A run
 whose own training or validation split contains test images is flagged (``test_seen_in_training``), since its
 figures would be optimistic.
 
@@ -20,7 +23,6 @@ Writes ``comparison.csv``, ``comparison.md`` and ``comparison.png`` (atomically)
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -34,7 +36,8 @@ import torch
 
 from medbundle.metrics import classification_metrics
 from medbundle.plots.figure import agg_figure, save_png
-from medbundle.runs import medbundle_home
+from medbundle.runs import RunRecordError, medbundle_home, read_record, recorded_network
+from medbundle.runs.rebuild import run_parser
 from medbundle.utils import atomic_write, atomic_write_csv
 
 __all__ = ["RunModel", "load_run", "compare", "main"]
@@ -54,43 +57,29 @@ class RunModel:
     """
 
     def __init__(self, run: str | os.PathLike, name: str | None = None, device: str = "auto") -> None:
-        from monai.bundle import ConfigParser
-
         path = Path(run).expanduser().resolve()
         if path.is_file():
             ckpt, folder = path, path.parent.parent if path.parent.name == "models" else path.parent
         else:
             ckpt, folder = path / "models" / "model.pt", path
-        record = folder / "run.json"
-        if not record.is_file():
-            raise FileNotFoundError(
-                f"{record}: not found, so {folder} is not a medbundle training run (train.json writes run.json "
-                "there). Give the --output_dir of a training run, or a checkpoint inside one."
-            )
+        record = read_record(folder)  # plain JSON: nothing in a run folder is ever evaluated
         if not ckpt.is_file():
             raise FileNotFoundError(f"{ckpt}: no trained model there. Train first, or name a checkpoint file.")
-        run_info = json.loads(record.read_text())
-        files = [f for f in run_info["config_file"] if Path(f).name != "multi_gpu_train.json"]
-        missing = [f for f in files if not Path(f).is_file()]
-        if missing:
-            raise FileNotFoundError(f"{record}: the run's config files {missing} no longer exist. Restore them.")
-        parser = ConfigParser()
-        parser.read_config(files)
-        meta = Path(files[0]).parent / "metadata.json"
-        if meta.is_file():
-            parser.read_meta(str(meta))
-        parser.update({k: v for k, v in run_info["overrides"].items() if k not in ("meta_file", "logging_file")})
-        parser.update({"output_dir": str(folder), "device": f"$medbundle.runtime.resolve_device({device!r})"})
-        self.parser, self.folder, self.ckpt = parser, folder, ckpt
+        self.parser = run_parser(record, folder, device)
+        self.folder, self.ckpt, self.record = folder, ckpt, record
         self.name = name or (folder.name if ckpt.name == "model.pt" else f"{folder.name}/{ckpt.stem}")
-        self.class_names = list(parser.get_parsed_content("class_names"))
-        self.device = parser.get_parsed_content("device")
-        self.network = parser.get_parsed_content("network")
+        self.class_names = list(self.parser.get_parsed_content("class_names"))
+        recorded_names = record["settings"].get("class_names")
+        if recorded_names is not None and recorded_names != self.class_names:
+            raise RunRecordError(f"{folder / 'run.json'}: the run predicts {recorded_names}, but its bundle "
+                                 f"{record['settings'].get('bundle_name')!r} now names {self.class_names}")
+        self.device = self.parser.get_parsed_content("device")
+        self.network = recorded_network(folder).to(self.device)
         state = torch.load(ckpt, map_location=self.device, weights_only=True)
         self.network.load_state_dict(state.get("model", state) if isinstance(state, dict) else state)
         self.network.eval()
-        self.preprocessing = parser.get_parsed_content("validate#preprocessing")
-        self.inferer = parser.get_parsed_content("validate#inferer")
+        self.preprocessing = self.parser.get_parsed_content("validate#preprocessing")
+        self.inferer = self.parser.get_parsed_content("validate#inferer")
         self.n_parameters = sum(p.numel() for p in self.network.parameters())
 
     def test_items(self) -> list[dict]:
@@ -150,7 +139,8 @@ def compare(
     Raises:
         ValueError: when the runs predict different classes, or the test images have no labels.
     """
-    from medbundle.data import list_inputs
+    from medbundle.data.datalists import load_labelled
+    from medbundle.data.limits import MAX_PIXELS
 
     if rank_by not in METRICS:
         raise ValueError(f"rank_by must be one of {METRICS}, got {rank_by!r}")
@@ -170,7 +160,12 @@ def compare(
     if input_path is None:
         items, source = models[0].test_items(), f"test split of {models[0].folder}"
     else:
-        items, source = list_inputs(input_path, class_names=class_names), str(input_path)
+        parser = models[0].parser
+        items = load_labelled(input_path, class_names, data_key=parser.get_parsed_content("data_key", default="data"),
+                              label_key=parser.get_parsed_content("label_key", default="label"),
+                              image_column=parser.get_parsed_content("image_column", default="image"),
+                              max_pixels=parser.get_parsed_content("max_pixels", default=MAX_PIXELS))
+        source = str(input_path)
     unlabelled = [it["id"] for it in items if not isinstance(it.get("label"), int)]
     if unlabelled or not items:
         raise ValueError(
@@ -262,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rows = compare(args.runs, args.output_dir, args.input_path, args.rank_by, args.device, args.batch_size)
     except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     print(Path(args.output_dir, "comparison.md").read_text())
     return 0 if rows else 1

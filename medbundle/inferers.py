@@ -9,6 +9,8 @@ from typing import Any
 import torch
 from monai.inferers import SimpleInferer
 
+from medbundle.options import as_bool
+
 __all__ = ["AutocastInferer", "bf16_supported"]
 
 
@@ -39,19 +41,20 @@ class AutocastInferer(SimpleInferer):
     returned as float32, so losses, metrics and probabilities are computed in full precision.
 
     Args:
-        amp: ``True``, ``False`` or ``"auto"`` (bf16 where :func:`bf16_supported` says it pays).
+        amp: ``True``, ``False`` or ``"auto"`` (bf16 where :func:`bf16_supported` says it pays); the words
+            true/false/yes/no/1/0 of a command line are read as booleans (:func:`medbundle.options.as_bool`).
         channels_last: convert 4D inputs to the channels-last memory format.
         dtype: the autocast dtype.
     """
 
     def __init__(self, amp: bool | str = "auto", channels_last: bool = True, dtype: torch.dtype = torch.bfloat16):
         super().__init__()
-        self.amp = amp
-        self.channels_last = channels_last
+        self.amp = "auto" if amp == "auto" else as_bool(amp, "AutocastInferer's amp (bundle key amp; or auto)")
+        self.channels_last = as_bool(channels_last, "AutocastInferer's channels_last (bundle key channels_last)")
         self.dtype = dtype
 
     def __call__(self, inputs: torch.Tensor, network: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
-        enabled = bf16_supported(inputs.device) if self.amp == "auto" else bool(self.amp)
+        enabled = bf16_supported(inputs.device) if self.amp == "auto" else self.amp
         if self.channels_last and inputs.ndim == 4:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device_type=inputs.device.type, dtype=self.dtype, enabled=enabled):

@@ -8,6 +8,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from medbundle.options import as_bool
+
 __all__ = ["resolve_device", "prepare_network", "init_distributed", "is_rank_zero"]
 
 logger = logging.getLogger("medbundle.runtime")
@@ -30,6 +32,7 @@ def prepare_network(network: torch.nn.Module, device: torch.device | str, channe
         device: target device.
         channels_last: convert parameters to channels-last (pairs with :class:`AutocastInferer`).
     """
+    channels_last = as_bool(channels_last, "prepare_network's channels_last (bundle key channels_last)")
     network = network.to(device)
     return network.to(memory_format=torch.channels_last) if channels_last else network
 

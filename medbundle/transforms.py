@@ -1,7 +1,9 @@
 """Transforms that turn any supported 2D image into a one-channel float image.
 
-MONAI's ``LoadImage`` already reads PNG/JPEG/BMP/TIFF (PIL), DICOM (pydicom) and NIfTI (nibabel);
-medbundle adds slices of seed-style ``.mat`` files (``"/data/Train.mat#12"``, see
+MONAI's ``LoadImage`` reads the files, through medbundle's readers: PNG/JPEG/BMP/TIFF as intensities (palette,
+CMYK, 1-bit... converted; :mod:`medbundle.data.pillow`), DICOM with its modality LUT and MONOCHROME1 inverted
+(:mod:`medbundle.data.dicom`), NIfTI (nibabel); every image is first checked against a pixel limit read from its
+header (:mod:`medbundle.data.limits`). medbundle adds slices of seed-style ``.mat`` files (``"/data/Train.mat#12"``, see
 :class:`medbundle.data.MatSliceReader`) and rows of parquet image tables (``"/data/train-0.parquet#7"``, see
 :class:`medbundle.data.parquet.ParquetRowReader`), and reads every format in the same (row, column) order, so
 that a model trained on ``.mat`` slices sees exported PNGs of the same slices the same way round.
@@ -14,13 +16,15 @@ from collections.abc import Hashable, Mapping
 import numpy as np
 import torch
 from monai.config import KeysCollection
-from monai.data import ImageReader, NibabelReader, PILReader, PydicomReader
+from monai.data import ImageReader, NibabelReader
 from monai.transforms import LoadImage, MapTransform, Transform
 
-from medbundle.data.files import is_dicom
+from medbundle.data.dicom import DicomReader
 from medbundle.data.errors import DataError
+from medbundle.data.limits import MAX_PIXELS, allow_pil_pixels, check_pixels
 from medbundle.data.matfile import MatSliceReader
 from medbundle.data.parquet import ParquetRowReader
+from medbundle.data.pillow import PillowReader
 
 __all__ = ["ToGrayscale", "ToGrayscaled", "LoadImage2D", "LoadImage2Dd"]
 
@@ -78,39 +82,45 @@ class ToGrayscaled(MapTransform):
 class LoadImage2D(Transform):
     """Load a 2D image of any supported format as a ``(1, H, W)`` float32 image.
 
-    The reader is chosen by file name: ``.mat`` slices, parquet rows, PIL (``reverse_indexing=False``: rows first),
-    pydicom (``swap_ij=False``: rows first; also DICOM files without an extension), nibabel for
-    NIfTI (array order as stored), and MONAI's defaults for anything else. The result is
-    grey-scale (:class:`ToGrayscale`), float32, and any non-finite pixel is an error naming the file.
+    The reader is chosen by file name: ``.mat`` slices, parquet rows, PNG/JPEG/BMP/TIFF (rows first, pixels as
+    intensities: :class:`medbundle.data.pillow.PillowReader`), NIfTI (array order as stored), DICOM by suffix or
+    content (rows first, modality LUT applied, MONOCHROME1 inverted: :class:`medbundle.data.dicom.DicomReader`), and
+    MONAI's defaults for anything else. Before decoding, the header's size is checked against ``max_pixels``. The
+    result is grey-scale (:class:`ToGrayscale`), float32, and any non-finite pixel is an error naming the file.
 
     Args:
         data_key: image variable of ``.mat`` files.
         label_key: label variable of ``.mat`` files.
         image_column: image column of parquet files.
         image_only: return only the image (default) or ``(image, meta)``.
+        max_pixels: the most pixels (rows x columns) an image file may have, checked from its header before
+            decoding; None: no limit. A higher limit than PIL's own (~89 M) raises PIL's for the process.
     """
 
     def __init__(
-        self, data_key: str = "data", label_key: str = "label", image_column: str = "image", image_only: bool = True
+        self,
+        data_key: str = "data",
+        label_key: str = "label",
+        image_column: str = "image",
+        image_only: bool = True,
+        max_pixels: int | None = MAX_PIXELS,
     ) -> None:
-        self.dicom = PydicomReader(swap_ij=False)
         self.readers = [MatSliceReader(data_key=data_key, label_key=label_key), ParquetRowReader(image_column),
-                        PILReader(reverse_indexing=False)]
-        self.readers.append(NibabelReader())
+                        PillowReader(), NibabelReader(), DicomReader()]
         self.loader = LoadImage(image_only=True, ensure_channel_first=True, dtype=np.float32)
         self.gray = ToGrayscale()
+        self.max_pixels = max_pixels
+        allow_pil_pixels(max_pixels)
 
     def _reader_for(self, filename: str) -> ImageReader | None:
         for reader in self.readers:
             if reader.verify_suffix(filename):
                 return reader
-        # pydicom's reader claims every name, so DICOM is recognised by suffix or content here
-        if filename.lower().endswith((".dcm", ".dicom")) or is_dicom(filename):
-            return self.dicom
         return None  # MONAI chooses by suffix
 
     def __call__(self, filename: str) -> torch.Tensor:
         try:
+            check_pixels(filename, self.max_pixels)
             img = self.loader(filename, reader=self._reader_for(str(filename)))
         except DataError:
             raise
@@ -131,6 +141,7 @@ class LoadImage2Dd(MapTransform):
         label_key: label variable of ``.mat`` files.
         image_column: image column of parquet files.
         allow_missing_keys: don't raise when a key is missing (an item without a mask).
+        max_pixels: the most pixels an image file may have (see :class:`LoadImage2D`); None: no limit.
     """
 
     def __init__(
@@ -140,9 +151,11 @@ class LoadImage2Dd(MapTransform):
         label_key: str = "label",
         image_column: str = "image",
         allow_missing_keys: bool = False,
+        max_pixels: int | None = MAX_PIXELS,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.loader = LoadImage2D(data_key=data_key, label_key=label_key, image_column=image_column)
+        self.loader = LoadImage2D(data_key=data_key, label_key=label_key, image_column=image_column,
+                                  max_pixels=max_pixels)
 
     def __call__(self, data: Mapping[Hashable, str]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)

@@ -178,7 +178,7 @@ def _train_occlusion_model(args: argparse.Namespace):
 
     model = _network(CASES["ctnet64"]["net"])
     if args.occ_model.is_file() and not args.retrain:
-        state = torch.load(args.occ_model, map_location="cpu")
+        state = torch.load(args.occ_model, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
         return model.eval(), {**state["info"], "cached": str(args.occ_model)}
     t0 = time.perf_counter()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from medbundle.data.datalists import list_inputs, load_datalists
+from medbundle.data.datalists import list_inputs, load_datalists, load_labelled
 from medbundle.data.demo import (
     CT_CLASSES,
     MRI_CLASSES,
@@ -26,6 +26,7 @@ __all__ = [
     "MatSliceReader",
     "load_datalists",
     "list_inputs",
+    "load_labelled",
     "stratified_split",
     "grouped_split",
     "MRI_CLASSES",

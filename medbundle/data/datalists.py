@@ -33,6 +33,7 @@ from typing import Sequence
 
 from medbundle.data.errors import DataError
 from medbundle.data.files import IMAGE_SUFFIXES, _check_images, _find_images, _is_image, _norm
+from medbundle.data.limits import MAX_PIXELS
 from medbundle.data.layouts.datalist import _DATALIST_FILES, _from_datalist
 from medbundle.data.layouts.discover import _find_layout
 from medbundle.data.layouts.folders import _from_folders
@@ -41,7 +42,7 @@ from medbundle.data.layouts.parquet import _from_parquet
 from medbundle.data.matfile import read_mat
 from medbundle.data.splits import SPLITS, _groups_from_pattern, _make_missing_splits
 
-__all__ = ["load_datalists", "list_inputs"]
+__all__ = ["load_datalists", "load_labelled", "list_inputs"]
 
 logger = logging.getLogger("medbundle.data")
 
@@ -60,6 +61,7 @@ def load_datalists(
     label_names: Sequence[str] | None = None,
     group_column: str | None = None,
     group_pattern: str | None = None,
+    max_pixels: int | None = MAX_PIXELS,
 ) -> dict[str, list[dict]]:
     """Find the data in ``dataset_dir`` and return its train/val/test datalists.
 
@@ -85,6 +87,8 @@ def load_datalists(
         group_pattern: regular expression searched in each item's id; its group ``group`` (or the whole match)
             is the item's group key. Ignored (stratified split) when it matches no id; an error when it matches
             only some.
+        max_pixels: the most pixels one image file may have, checked from its header by the ``check`` (see
+            :func:`medbundle.data.limits.check_pixels`); None: no limit.
 
     Returns:
         ``{"train": [...], "val": [...], "test": [...]}``, each list sorted by ``"id"``; items carry ``"group"``
@@ -114,6 +118,7 @@ def load_datalists(
             f"{folder}: no training data (found only the splits {sorted(splits)}). Add a train split, or put all "
             "the data in one split-free layout so that it is split automatically."
         )
+    _require_classes(splits["train"], class_names, folder)
     if group_pattern:
         _groups_from_pattern(splits, group_pattern, folder)
     missing = [s for s in SPLITS if s not in splits]
@@ -137,8 +142,80 @@ def load_datalists(
             logger.warning("%s: the '%s' split has no images of classes %s", folder, s, absent)
     logger.info("split %s", how)
     if check:
-        _check_images([item["image"] for s in SPLITS for item in splits[s]], folder, image_column)
+        _check_images([item["image"] for s in SPLITS for item in splits[s]], folder, image_column, max_pixels)
     return splits
+
+
+def _require_classes(train: list[dict], class_names: list[str], folder: Path) -> None:
+    """Refuse training data (before any split is carved from it) that lacks a class altogether.
+
+    A classifier needs at least two classes, and a class without a single training image can never be predicted:
+    its output is dead weight and its figures are undefined. So either is a :class:`DataError` naming the classes
+    found, the classes missing and the folder, rather than a run that reports accuracy 1.0 on one class.
+    """
+    counts = Counter(item["label"] for item in train)
+    found = [c for i, c in enumerate(class_names) if counts[i]]
+    missing = [c for i, c in enumerate(class_names) if not counts[i]]
+    if len(found) < 2:
+        raise DataError(
+            f"{folder}: the training data holds images of {len(found)} class(es) {found} ({len(train)} images); a "
+            f"classifier needs at least 2. Add the images of {missing} (folder names or labels must match the class "
+            "names), or point --dataset_dir at the complete data set."
+        )
+    if missing:
+        raise DataError(
+            f"{folder}: no training images of the classes {missing} (found only {found}). Add their images, or "
+            "remove these classes from the bundle's classes (configs/metadata.json channel_def, or --class_names)."
+        )
+
+
+def load_labelled(
+    input_path: str | os.PathLike,
+    class_names: Sequence[str],
+    data_key: str = "data",
+    label_key: str = "label",
+    image_column: str = "image",
+    label_names: Sequence[str] | None = None,
+    check: bool = True,
+    max_pixels: int | None = MAX_PIXELS,
+) -> list[dict]:
+    """All labelled items of ``input_path``, every split together, nothing carved out (a test set for comparing).
+
+    A folder is read as :func:`load_datalists` reads a dataset folder (class folders, split folders, ``.mat``
+    stacks, datalist, parquet); a file as :func:`list_inputs` reads it (items without a label are the caller's
+    to refuse).
+
+    Args:
+        input_path: a dataset folder in any layout, a ``datalist.csv``/``.json`` or a ``.mat`` file with labels.
+        class_names: the classes; labels are indices into this list.
+        data_key: image variable of ``.mat`` files.
+        label_key: label variable of ``.mat`` files.
+        image_column: image column of parquet files.
+        label_names: class names of integer parquet labels (see :func:`load_datalists`).
+        check: open every image once and report all unreadable ones in one error.
+        max_pixels: the most pixels one image file may have; None: no limit.
+
+    Raises:
+        DataError: for any problem with the data.
+    """
+    path = Path(input_path).expanduser().resolve()
+    if not path.is_dir():
+        return list_inputs(path, data_key, label_key, class_names)
+    class_names = list(class_names)
+    class_keys = {_norm(c): i for i, c in enumerate(class_names)}
+    folder, layout = _find_layout(path, class_keys, data_key, label_key, class_names)
+    if layout == "datalist":
+        splits = _from_datalist(folder, path, class_names, class_keys)
+    elif layout == ".mat":
+        splits = _from_mat(folder, path, len(class_names), data_key, label_key)
+    elif layout == "parquet":
+        splits = _from_parquet(folder, path, class_names, class_keys, image_column, label_key, label_names, None)
+    else:
+        splits = _from_folders(folder, path, class_names, class_keys, layout)
+    items = sorted((item for part in splits.values() for item in part), key=lambda item: item["id"])
+    if check:
+        _check_images([item["image"] for item in items], folder, image_column, max_pixels)
+    return items
 
 
 def list_inputs(

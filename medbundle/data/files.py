@@ -3,6 +3,7 @@ name matching shared by the layouts, and the check that opens every image of a d
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -13,11 +14,16 @@ import numpy as np
 import pydicom
 from PIL import Image
 
+from medbundle.data.dicom import dicom_intensities, is_dicom
 from medbundle.data.errors import DataError
+from medbundle.data.limits import MAX_PIXELS, allow_pil_pixels, check_pixels
 from medbundle.data.names import ROW_PATTERN, SLICE_PATTERN
 from medbundle.data.parquet import decode_row
+from medbundle.data.pillow import PIL_SUFFIXES, to_intensities
 
 __all__ = ["IMAGE_SUFFIXES", "is_dicom"]
+
+logger = logging.getLogger("medbundle.data")
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".nii", ".nii.gz")
 
@@ -32,9 +38,13 @@ def _ignored(name: str) -> bool:
 
 
 def _scan(folder: Path) -> tuple[list[Path], list[Path]]:
-    """Files and sub-folders of ``folder``, sorted, hidden ones and ``__MACOSX`` left out."""
-    with os.scandir(folder) as entries:
-        kept = sorted((e for e in entries if not _ignored(e.name)), key=lambda e: e.name)
+    """Files and sub-folders of ``folder``, sorted, hidden ones and ``__MACOSX`` left out (links followed)."""
+    try:
+        with os.scandir(folder) as entries:
+            kept = sorted((e for e in entries if not _ignored(e.name)), key=lambda e: e.name)
+    except OSError as e:
+        raise DataError(f"{folder}: the folder cannot be listed ({e.strerror or e}). Fix its permissions or remove "
+                        "it.") from e
     return [Path(e.path) for e in kept if e.is_file()], [Path(e.path) for e in kept if e.is_dir()]
 
 
@@ -43,38 +53,72 @@ def _is_image(path: Path) -> bool:
     return path.name.lower().endswith(IMAGE_SUFFIXES) or is_dicom(path)
 
 
-def is_dicom(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a DICOM file, by the ``DICM`` marker after its 128-byte preamble."""
+def _folder_key(folder: Path) -> tuple[int, int] | None:
+    """``(st_dev, st_ino)`` of the real folder behind ``folder``; None for a dangling link."""
     try:
-        with open(path, "rb") as f:
-            f.seek(128)
-            return f.read(4) == b"DICM"
+        st = folder.stat()
     except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _first_visit(folder: Path, seen: set[tuple[int, int]]) -> bool:
+    """Whether the real folder behind ``folder`` is not in ``seen`` (then added), by device and inode.
+
+    A folder reached a second time, through a symbolic link to itself, to a folder above it (a loop) or to one
+    already searched, is skipped with a warning naming the link, so that no search runs without end and no image
+    is found twice.
+    """
+    key = _folder_key(folder)
+    if key is None:
+        return False  # a dangling link: nothing to search
+    if key in seen:
+        logger.warning("%s: skipped, a link to the folder %s, which is searched already (a loop or a second "
+                       "path to the same images)", folder, os.path.realpath(folder))
         return False
+    seen.add(key)
+    return True
 
 
-def _find_images(folder: Path) -> list[Path]:
-    """Image files below ``folder`` (recursive, sorted), hidden ones and ``__MACOSX`` left out."""
-    found = []
-    for parent, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not _ignored(d)]
-        found += [p for f in files if not _ignored(f) and _is_image(p := Path(parent, f))]
+def _find_images(folder: Path, seen: set[tuple[int, int]] | None = None) -> list[Path]:
+    """Image files below ``folder`` (recursive, sorted), hidden ones and ``__MACOSX`` left out.
+
+    Links to folders are followed, each real folder once (see :func:`_first_visit`).
+
+    Args:
+        folder: the folder to search (searched even when it is in ``seen``).
+        seen: ``(st_dev, st_ino)`` of real folders not to enter (already searched, or searched separately, such as
+            the other class folders); updated. None: a new set.
+    """
+    seen = set() if seen is None else seen
+    _first_visit(Path(folder), seen)  # searched even when in ``seen``: the caller asks for it
+    found, stack = [], [Path(folder)]
+    while stack:
+        files, dirs = _scan(stack.pop())
+        found += [p for p in files if _is_image(p)]
+        stack += [d for d in reversed(dirs) if _first_visit(d, seen)]
     return sorted(found)
 
 
-def _image_error(path: str, image_column: str = "image") -> str | None:
-    """Why the image file (or parquet row) at ``path`` cannot be read, or None when it can."""
+def _image_error(path: str, image_column: str = "image", max_pixels: int | None = MAX_PIXELS) -> str | None:
+    """Why the image file (or parquet row) at ``path`` cannot be read, or None when it can.
+
+    Files are decoded as :class:`medbundle.transforms.LoadImage2D` decodes them, after the pixel limit is checked
+    from their header (:func:`medbundle.data.limits.check_pixels`).
+    """
     name = path.lower()
     try:
         if ROW_PATTERN.match(path):
             decode_row(path, image_column)
-        elif name.endswith((".nii", ".nii.gz")):
+            return None
+        check_pixels(path, max_pixels)
+        if name.endswith((".nii", ".nii.gz")):
             _ = np.asanyarray(nibabel.load(path).dataobj)
-        elif name.endswith(IMAGE_SUFFIXES) and not name.endswith(".dcm"):
+        elif name.endswith(PIL_SUFFIXES):
             with Image.open(path) as im:
-                im.load()
+                to_intensities(im, path).load()
         else:
-            _ = pydicom.dcmread(path).pixel_array
+            dicom_intensities(pydicom.dcmread(path), path)
     except DataError as e:
         return str(e).split(": ", 1)[-1] if str(e).startswith(path.rsplit("#", 1)[0]) else str(e)
     except Exception as e:  # each library raises its own types for damaged files
@@ -82,11 +126,21 @@ def _image_error(path: str, image_column: str = "image") -> str | None:
     return None
 
 
-def _check_images(images: list[str], folder: Path, image_column: str = "image") -> None:
-    """Open every image file and parquet row once (``.mat`` stacks are validated when read); report all failures."""
+def _check_images(
+    images: list[str], folder: Path, image_column: str = "image", max_pixels: int | None = MAX_PIXELS
+) -> None:
+    """Open every image file and parquet row once (``.mat`` stacks are validated when read); report all failures.
+
+    Args:
+        images: the items' image names.
+        folder: the data folder, named in the error.
+        image_column: image column of parquet files.
+        max_pixels: the most pixels one image may have (checked from the header, before decoding); None: no limit.
+    """
+    allow_pil_pixels(max_pixels)
     paths = sorted({image for image in images if not SLICE_PATTERN.match(image)})
     with ThreadPoolExecutor(max_workers=min(32, 4 * (os.cpu_count() or 1))) as pool:
-        errors = pool.map(lambda p: _image_error(p, image_column), paths)
+        errors = pool.map(lambda p: _image_error(p, image_column, max_pixels), paths)
         bad = [(p, e) for p, e in zip(paths, errors) if e is not None]
     if bad:
         listed = "\n".join(f"  {p}: {e}" for p, e in bad[:10]) + ("\n  ..." if len(bad) > 10 else "")

@@ -29,6 +29,7 @@ from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
 from PIL import Image
 
 from medbundle.data.errors import DataError
+from medbundle.data.pillow import to_intensities
 from medbundle.data.names import ROW_PATTERN, split_indexed_name
 
 __all__ = ["ParquetTable", "read_parquet", "ParquetRowReader", "decode_row", "ROW_PATTERN"]
@@ -168,10 +169,9 @@ def decode_row(name: str | os.PathLike, image_column: str = "image") -> np.ndarr
         raise DataError(f"{path}: no row {row}; the file has {len(images)} rows. Rebuild the datalist.")
     try:
         with Image.open(io.BytesIO(images[row].as_py())) as im:
-            im.load()
-            if im.mode not in ("L", "RGB", "RGBA", "LA", "I", "I;16", "F"):
-                im = im.convert("RGB")
-            return np.asarray(im, dtype=np.float32)
+            return np.asarray(to_intensities(im, f"{path}, row {row}"), dtype=np.float32)
+    except DataError:
+        raise
     except Exception as e:  # PIL raises several types for damaged bytes
         raise DataError(f"{path}, row {row}: the image bytes cannot be decoded ({type(e).__name__}: {e}).") from e
 

@@ -18,6 +18,28 @@ import fire
 from monai.bundle import run
 
 
+BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
+
+
+def bundle_root(bundle: str) -> Path:
+    """The bundle folder ``bundle`` names: a path, or the name of a bundle under the repository's ``bundles/``.
+
+    Raises:
+        SystemExit: with one line naming ``bundle``, what is wrong with it and what to pass instead.
+    """
+    root = Path(str(bundle)).expanduser()
+    if not root.exists() and (BUNDLES / str(bundle) / "configs").is_dir():
+        root = BUNDLES / str(bundle)
+    if (root / "configs" / "explain.json").is_file():
+        return root
+    known = sorted(p.parent.parent.name for p in BUNDLES.glob("*/configs/explain.json")) if BUNDLES.is_dir() else []
+    what = "no such folder" if not root.exists() else "not a medbundle bundle (no configs/explain.json in it)"
+    raise SystemExit(
+        f"{bundle}: {what}. Pass a bundle folder, e.g. python -m medbundle.explain bundles/ct_infection --input_path "
+        f"<images>, or a bundle name ({', '.join(known) or 'see bundles/'})."
+    )
+
+
 def explain(bundle: str, **override) -> None:
     """Explain inputs with the trained model of ``bundle`` (a bundle folder, or a name under ``bundles/``).
 
@@ -25,12 +47,8 @@ def explain(bundle: str, **override) -> None:
         bundle: path of the bundle folder, e.g. ``bundles/ct_infection``, or its name.
         override: bundle keys, e.g. ``input_path``, ``output_dir``, ``explain_methods``.
     """
-    root = Path(bundle)
-    if not (root / "configs").is_dir():
-        root = Path(__file__).resolve().parents[2] / "bundles" / bundle
+    root = bundle_root(bundle)
     configs = root / "configs"
-    if not (configs / "explain.json").is_file():
-        raise SystemExit(f"{root}: not a medbundle bundle with configs/explain.json; give e.g. bundles/ct_infection")
     run(
         config_file=[str(configs / "inference.json"), str(configs / "explain.json")],
         meta_file=str(configs / "metadata.json"),

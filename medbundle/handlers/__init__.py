@@ -2,7 +2,10 @@
 
 - :mod:`~medbundle.handlers.checkpoint_saver`: atomic :class:`CheckpointSaver`, :func:`latest_checkpoint`;
 - :mod:`~medbundle.handlers.resume`: :class:`Resume` of an interrupted run;
-- :mod:`~medbundle.handlers.epoch_logger`: :class:`EpochLogger`, the CSV (and TensorBoard) epoch log;
+- :mod:`~medbundle.handlers.epoch_logger`: :class:`EpochLogger`, the CSV (and TensorBoard) epoch log, and
+  :class:`EpochLogState`, the log inside the training checkpoints;
+- :mod:`~medbundle.handlers.random_state`: :class:`RandomState`, the random-number state inside the checkpoints;
+- :mod:`~medbundle.handlers.run_record`: :class:`RunRecord`, the run's ``run.json`` once training starts;
 - :mod:`~medbundle.handlers.predictions_writer`: :class:`PredictionsWriter` (``predictions.csv``);
 - :mod:`~medbundle.handlers.classification_report`: :class:`ClassificationReport` of a labelled test set;
 - :mod:`~medbundle.handlers.batchnorm_recalibration`: :class:`BatchNormRecalibration` ("precise BN");
@@ -14,25 +17,36 @@
 from __future__ import annotations
 
 from medbundle.handlers.batchnorm_recalibration import BatchNormRecalibration
-from medbundle.handlers.checkpoint_saver import CheckpointSaver, latest_checkpoint, wait_for_checkpoints
+from medbundle.handlers.checkpoint_saver import (
+    CheckpointSaver,
+    interval_checkpoints,
+    latest_checkpoint,
+    wait_for_checkpoints,
+)
 from medbundle.handlers.classification_report import ClassificationReport
-from medbundle.handlers.epoch_logger import EpochLogger
+from medbundle.handlers.epoch_logger import EpochLogger, EpochLogState
 from medbundle.handlers.explanation_report import ExplanationReport
 from medbundle.handlers.phase_schedule import PhaseSchedule
 from medbundle.handlers.predictions_writer import PredictionsWriter
+from medbundle.handlers.random_state import RandomState
 from medbundle.handlers.resume import Resume
+from medbundle.handlers.run_record import RunRecord
 from medbundle.handlers.tensorboard_gradcam import TensorBoardGradCAM
 
 __all__ = [
     "BatchNormRecalibration",
     "CheckpointSaver",
     "ClassificationReport",
+    "EpochLogState",
     "EpochLogger",
     "ExplanationReport",
     "PhaseSchedule",
     "PredictionsWriter",
+    "RandomState",
     "Resume",
+    "RunRecord",
     "TensorBoardGradCAM",
+    "interval_checkpoints",
     "latest_checkpoint",
     "wait_for_checkpoints",
 ]

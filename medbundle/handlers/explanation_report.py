@@ -24,6 +24,7 @@ from medbundle.explain.measures import (
 )
 from medbundle.explain.plots import save_class_grid, save_mean_maps, save_triplet
 from medbundle.explain.registry import get_explainer
+from medbundle.options import as_bool
 from medbundle.runtime import is_rank_zero
 from medbundle.utils import atomic_write_csv, atomic_write_json, jsonable
 
@@ -122,7 +123,7 @@ class ExplanationReport:
         self.method_kwargs = method_kwargs or {}
         self.target_layer = target_layer
         self.anatomy = anatomy
-        self.restrict = restrict
+        self.restrict = as_bool(restrict, "ExplanationReport's restrict (bundle key restrict_to_anatomy)")
         self.pictures_per_class = pictures_per_class
         self.sanity_images = sanity_images
         self.sanity_methods = [m for m in sanity_methods if m in self.methods]

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from medbundle.networks.registry import register_network
+from medbundle.options import as_bool
 
 __all__ = ["FiveBlockCNN", "CTNet"]
 
@@ -72,6 +73,7 @@ class FiveBlockCNN(nn.Module):
         batch_norm: bool = False,
     ) -> None:
         super().__init__()
+        batch_norm = as_bool(batch_norm, "FiveBlockCNN's batch_norm (bundle key network_def#batch_norm)")
         blocks = []
         chns = in_channels
         for f in features:

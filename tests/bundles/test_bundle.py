@@ -140,6 +140,46 @@ def test_kill_then_resume(ct_demo_dir, tmp_path):
 
 
 @pytest.mark.slow
+def test_resume_after_kill_matches_the_uninterrupted_run(ct_demo_dir, tmp_path):
+    """Killed (SIGKILL) early in epoch 3 of 4 and resumed: the same log, model and checkpoints as without the kill.
+
+    The checkpoint holds the random-number state (python, numpy, torch, the augmentation's generators), the epoch
+    log and the schedules, so the resumed epochs draw the same shuffles and augmentations as the uninterrupted
+    run; n_saved=2 holds across the two processes, and no temporary file is left.
+    """
+    import torch
+
+    overlay = tmp_path / "kill.json"
+    # 48 training images in batches of 8: 6 iterations an epoch; iteration 13 is the first of epoch 3
+    overlay.write_text(json.dumps({"run": [
+        "$@train#trainer.add_event_handler(ignite.engine.Events.ITERATION_COMPLETED(once=13), "
+        "lambda engine: os.kill(os.getpid(), 9))",
+        "$@train#trainer.run()",
+    ]}))
+    common = ("--dataset_dir", str(ct_demo_dir), *SMOKE[2:], "--epochs", "4", "--seed", "7")
+    run_bundle(bundle_config(TASK, "train"), *common, "--output_dir", str(tmp_path / "whole"))
+    killed = run_bundle(bundle_config(TASK, "train", str(overlay)), *common, "--output_dir", str(tmp_path / "cut"),
+                        check=False)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert [int(r["epoch"]) for r in read_log(tmp_path / "cut")] == [1, 2]
+    resumed = run_bundle(bundle_config(TASK, "train"), *common, "--output_dir", str(tmp_path / "cut"), "--resume", "true")
+    assert "checkpoint_epoch=2.pt at epoch 3/4" in resumed.stdout + resumed.stderr
+
+    def log(name):
+        return [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in read_log(tmp_path / name)]
+
+    assert [int(r["epoch"]) for r in log("cut")] == [1, 2, 3, 4]
+    assert log("cut") == log("whole")
+    for name in ("model.pt", "checkpoint_epoch=4.pt"):
+        a = torch.load(tmp_path / "whole" / "models" / name, map_location="cpu", weights_only=True)
+        b = torch.load(tmp_path / "cut" / "models" / name, map_location="cpu", weights_only=True)
+        a, b = (x.get("model", x) for x in (a, b))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    models = tmp_path / "cut" / "models"
+    assert sorted(p.name for p in models.iterdir()) == ["checkpoint_epoch=3.pt", "checkpoint_epoch=4.pt", "model.pt"]
+
+
+@pytest.mark.slow
 def test_same_seed_same_metrics(ct_demo_dir, tmp_path):
     logs = []
     for name in ("a", "b"):
@@ -152,7 +192,7 @@ def test_same_seed_same_metrics(ct_demo_dir, tmp_path):
 @pytest.mark.slow
 def test_two_process_torchrun_on_cpu(ct_demo_dir, tmp_path):
     out = tmp_path / "ddp"
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533"]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     proc = run_bundle(bundle_config(TASK, "train", "multi_gpu_train", "configs/smoke.json"), "--dataset_dir",
                       str(ct_demo_dir), "--output_dir", str(out), *SMOKE, "--device", "cpu", launcher=launcher,
                       env={"OMP_NUM_THREADS": "1"})

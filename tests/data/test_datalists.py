@@ -68,3 +68,53 @@ def test_real_kaggle_alzheimer_folders(tmp_path, caplog):
     assert "stratified by class (no group key)" in caplog.text  # Kaggle file names carry no subject
     img = LoadImage2D()(lists["test"][0]["image"])
     assert img.shape == (1, 208, 176) and img.dtype == torch.float32
+
+
+def test_one_class_training_data_refused(tmp_path):
+    """One class present (class folders, or a datalist with one label): refused, naming the classes and folder."""
+    from helpers.data import make_class_tree
+
+    make_class_tree(tmp_path / "folders", {"NORMAL": 8})
+    with pytest.raises(DataError) as info:
+        load_datalists(tmp_path / "folders", ["NORMAL", "HEMORRHAGE"])
+    message = str(info.value)
+    assert message.startswith(str(tmp_path / "folders")) and "\n" not in message
+    assert "1 class(es) ['NORMAL']" in message and "at least 2" in message and "['HEMORRHAGE']" in message
+    make_class_tree(tmp_path / "csv" / "imgs", {"n": 6})
+    (tmp_path / "csv" / "datalist.csv").write_text("image,label\n" + "".join(f"imgs/n/img{i}.png,N\n" for i in range(6)))
+    with pytest.raises(DataError, match=r"csv: the training data holds images of 1 class\(es\) \['N'\]"):
+        load_datalists(tmp_path / "csv", ["N", "P"])
+
+
+def test_class_without_training_images_refused(tmp_path):
+    """A class of the bundle with no training image at all is an error (it could never be predicted); a class
+    missing only from a carved validation or test split stays a warning."""
+    from helpers.data import make_class_tree
+
+    make_class_tree(tmp_path, {"NORMAL": 6, "HEMORRHAGE": 6})
+    with pytest.raises(DataError, match=r"no training images of the classes \['TUMOUR'\] \(found only"):
+        load_datalists(tmp_path, ["NORMAL", "HEMORRHAGE", "TUMOUR"])
+    # given splits: the class is in the test split only
+    root = tmp_path / "splits"
+    make_class_tree(root / "train", {"NORMAL": 4, "HEMORRHAGE": 4})
+    make_class_tree(root / "test", {"NORMAL": 2, "HEMORRHAGE": 2, "TUMOUR": 2})
+    with pytest.raises(DataError, match=r"no training images of the classes \['TUMOUR'\]"):
+        load_datalists(root, ["NORMAL", "HEMORRHAGE", "TUMOUR"])
+
+
+def test_load_labelled_reads_any_layout_without_splitting(tmp_path):
+    from helpers.data import make_class_tree
+
+    from medbundle.data.datalists import load_labelled
+
+    make_class_tree(tmp_path / "flat", {"NORMAL": 3, "HEMORRHAGE": 2})
+    items = load_labelled(tmp_path / "flat", ["NORMAL", "HEMORRHAGE"])
+    assert sorted(item["label"] for item in items) == [0, 0, 0, 1, 1]
+    make_class_tree(tmp_path / "split" / "train", {"NORMAL": 2, "HEMORRHAGE": 2})
+    make_class_tree(tmp_path / "split" / "test", {"NORMAL": 1}, prefix="t")
+    assert len(load_labelled(tmp_path / "split", ["NORMAL", "HEMORRHAGE"])) == 5
+    images, labels = stack(n=6)
+    mat = save_mat(tmp_path / "Test.mat", "v5", data=images, label=labels)
+    assert [item["label"] for item in load_labelled(mat, ["a", "b", "c"])] == [0, 1, 2, 0, 1, 2]
+    with pytest.raises(DataError, match="no data found"):
+        load_labelled(tmp_path / "split" / "train" / "NORMAL", ["NORMAL", "HEMORRHAGE"])

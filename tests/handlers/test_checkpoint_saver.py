@@ -262,3 +262,64 @@ def test_background_write_error_is_raised(tmp_path, monkeypatch, epochs):
     assert iterations == ([1, 2] if epochs == 1 else [1, 2, 3])
     assert os.listdir(tmp_path) == []  # neither a truncated checkpoint nor a temporary file
     wait_for_checkpoints()  # the error was raised once, not kept
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# n_saved across runs in the same folder (kill and resume)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_n_saved_holds_across_kill_resume_cycles(tmp_path):
+    """Five kill/resume cycles leave exactly n_saved interval checkpoints (and the best model), no temporary file."""
+    from medbundle.handlers import Resume
+
+    ckpt = tmp_path / "models"
+    ckpt.mkdir()
+    (ckpt / "model.pt").write_bytes(b"best")
+    for cycle in range(5):
+        model, opt = _model_and_opt(seed=cycle)
+        trainer = _trainer(model, opt)
+        Resume(str(ckpt), {"model": model, "optimizer": opt}, engine_key="trainer").attach(trainer)
+        CheckpointSaver(str(ckpt), {"model": model, "optimizer": opt}, engine_key="trainer", save_interval=1,
+                        n_saved=2).attach(trainer)
+        # "killed" after two epochs of this process: terminate, and a write cut short leaves its temporary file
+        trainer.add_event_handler(Events.EPOCH_COMPLETED(once=trainer_epochs_done(ckpt) + 2), lambda e: e.terminate())
+        trainer.run([0, 1], max_epochs=100)
+        (ckpt / f".checkpoint_epoch={trainer.state.epoch + 1}.pt.x1y2.tmp").write_bytes(b"cut short")
+        assert set(_checkpoints(ckpt)) == {f".checkpoint_epoch={2 * cycle + 3}.pt.x1y2.tmp",
+                                           f"checkpoint_epoch={2 * cycle + 1}.pt",
+                                           f"checkpoint_epoch={2 * cycle + 2}.pt", "model.pt"}
+    # the next run's first save also cleans what a killed write left
+    model, opt = _model_and_opt()
+    trainer = _trainer(model, opt)
+    CheckpointSaver(str(ckpt), {"model": model, "optimizer": opt}, engine_key="trainer", save_interval=1,
+                    n_saved=2).attach(trainer)
+    trainer.add_event_handler(Events.STARTED, lambda e: setattr(e.state, "epoch", 10))
+    trainer.run([0, 1], max_epochs=11)
+    assert set(_checkpoints(ckpt)) == {"checkpoint_epoch=10.pt", "checkpoint_epoch=11.pt", "model.pt"}
+    assert (ckpt / "model.pt").read_bytes() == b"best"
+
+
+def trainer_epochs_done(ckpt: Path) -> int:
+    found = latest_checkpoint(ckpt)
+    return int(found.stem.split("=")[1]) if found else 0
+
+
+def test_first_save_adopts_leftovers_beyond_n_saved_and_ahead(tmp_path, caplog):
+    """Files of an earlier version (8 checkpoints) are cut to n_saved; files at or after the run's epoch go."""
+    import logging
+
+    for epoch in range(1, 9):
+        (tmp_path / f"model_epoch={epoch}.pt").write_bytes(b"old")
+    (tmp_path / "model_epoch=12.pt").write_bytes(b"ahead")
+    (tmp_path / "other_epoch=1.pt").write_bytes(b"not ours")
+    model, opt = _model_and_opt()
+    trainer = _trainer(model, opt)
+    # one object saved: ignite names the files after it ("model_epoch=<n>.pt")
+    CheckpointSaver(str(tmp_path), {"model": model}, save_interval=1, n_saved=3, background=False).attach(trainer)
+    trainer.add_event_handler(Events.STARTED, lambda e: setattr(e.state, "epoch", 8))
+    with caplog.at_level(logging.WARNING, logger="medbundle.handlers"):
+        trainer.run([0], max_epochs=10)
+    assert _checkpoints(tmp_path) == ["model_epoch=10.pt", "model_epoch=8.pt", "model_epoch=9.pt", "other_epoch=1.pt"]
+    assert "model_epoch=12.pt" in caplog.text and "n_saved=3" in caplog.text
+    assert torch.load(tmp_path / "model_epoch=9.pt", weights_only=True)  # re-saved by this run, not the old bytes

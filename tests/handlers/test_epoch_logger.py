@@ -6,12 +6,13 @@ import csv
 import os
 from pathlib import Path
 
+import pytest
 import torch
 from helpers.engines import _RecordingWriter, _model_and_opt, _trainer
 from ignite.engine import Engine, Events
 from torch import nn
 
-from medbundle.handlers import EpochLogger
+from medbundle.handlers import EpochLogger, latest_checkpoint
 
 
 def _no_temp_files(folder: Path) -> bool:
@@ -106,3 +107,92 @@ def test_epoch_logger_iteration_loss_without_flush_per_iteration(tmp_path):
     EpochLogger(str(tmp_path / "log2.csv"), opt, summary_writer=writer2).attach(trainer2)
     trainer2.run([0, 1, 2], max_epochs=1)
     assert {c[1] for c in writer2.calls if c[0] == "scalar"} == {"train_loss", "lr", "epoch_seconds"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the epoch log in the checkpoints: one row per completed epoch of the checkpoint a run resumes from
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _logged_run(folder: Path, max_epochs: int, kill: str | None = None, kill_epoch: int = 0) -> None:
+    """Train with a saver (attached BEFORE the logger, as in the bundles), the epoch log in the checkpoint, resume.
+
+    ``kill``: where the process dies in epoch ``kill_epoch``: ``"mid_epoch"`` (at its first iteration),
+    ``"after_checkpoint"`` (checkpoint on disk, before the logger's handler) or ``"after_row"`` (at the end of
+    the epoch's handlers).
+    """
+    from medbundle.handlers import CheckpointSaver, EpochLogState, Resume
+
+    class Killed(BaseException):
+        pass
+
+    model, opt = _model_and_opt(seed=0)
+    trainer = _trainer(model, opt)
+    ckpt, log = folder / "models", folder / "train_log.csv"
+    objects = {"model": model, "optimizer": opt, "epoch_log": EpochLogState(str(log))}
+    Resume(str(ckpt), objects, engine_key="trainer", log_csv=str(log)).attach(trainer)
+    saver = CheckpointSaver(str(ckpt), objects, engine_key="trainer", save_interval=1, n_saved=2, background=False)
+    saver.attach(trainer)
+    if kill == "after_checkpoint":
+        trainer.add_event_handler(Events.EPOCH_COMPLETED(once=kill_epoch), lambda e: (_ for _ in ()).throw(Killed()))
+    EpochLogger(str(log), opt).attach(trainer)
+    if kill == "after_row":
+        trainer.add_event_handler(Events.EPOCH_COMPLETED(once=kill_epoch), lambda e: (_ for _ in ()).throw(Killed()))
+    if kill == "mid_epoch":
+        trainer.add_event_handler(Events.ITERATION_COMPLETED(once=2 * kill_epoch - 1),
+                                  lambda e: (_ for _ in ()).throw(Killed()))
+    try:
+        trainer.run([0, 1], max_epochs=max_epochs)
+    except Killed:
+        pass
+
+
+def _epochs(log: Path) -> list[int]:
+    return [int(r["epoch"]) for r in _read_csv(log)]
+
+
+@pytest.mark.parametrize("kill", ["mid_epoch", "after_checkpoint", "after_row", "checkpoint_lost"])
+def test_epoch_log_has_one_row_per_epoch_after_a_kill_anywhere(tmp_path, kill):
+    log = tmp_path / "train_log.csv"
+    _logged_run(tmp_path, max_epochs=5, kill="after_row" if kill == "checkpoint_lost" else kill, kill_epoch=3)
+    if kill == "checkpoint_lost":  # the row of epoch 3 was written, its checkpoint never reached the disk
+        (tmp_path / "models" / "checkpoint_epoch=3.pt").unlink()
+    expected_resume = 2 if kill in ("mid_epoch", "checkpoint_lost") else 3
+    assert latest_checkpoint(tmp_path / "models") == tmp_path / "models" / f"checkpoint_epoch={expected_resume}.pt"
+    # the checkpoint of epoch k holds the rows of epochs 1..k: the row was written before the checkpoint was taken
+    state = torch.load(tmp_path / "models" / f"checkpoint_epoch={expected_resume}.pt", weights_only=True)
+    assert [int(r["epoch"]) for r in state["epoch_log"]["rows"]] == list(range(1, expected_resume + 1))
+    # resumed (a new process): the log is the checkpoint's, then one row per further epoch
+    _logged_run(tmp_path, max_epochs=5)
+    assert _epochs(log) == [1, 2, 3, 4, 5]
+    assert _no_temp_files(tmp_path)
+
+
+def test_epoch_log_state_restores_a_lost_log_at_resume(tmp_path):
+    """The checkpoint holds the log: a log file lost or cut after the kill comes back when the run resumes."""
+    from medbundle.handlers import EpochLogState
+
+    log = tmp_path / "train_log.csv"
+    _logged_run(tmp_path, max_epochs=5, kill="after_checkpoint", kill_epoch=3)
+    assert _epochs(log) == [1, 2, 3]  # the row is written when the checkpoint is taken, before the logger's turn
+    full = _read_csv(log)
+    log.write_text("epoch,train_loss\n1,9\n")
+    state = torch.load(tmp_path / "models" / "checkpoint_epoch=3.pt", weights_only=True)["epoch_log"]
+    EpochLogState(str(log)).load_state_dict(state)
+    assert _read_csv(log) == full
+    log.unlink()
+    _logged_run(tmp_path, max_epochs=5)
+    assert _epochs(log) == [1, 2, 3, 4, 5] and _read_csv(log)[:3] == full
+
+
+def test_epoch_logger_replaces_rows_of_epochs_run_again(tmp_path):
+    """Without the state in the checkpoint: a run repeating epochs replaces their rows instead of adding some."""
+    log = tmp_path / "log.csv"
+    log.write_text("epoch,train_loss\n1,0.5\n2,0.4\n3,0.3\n")
+    opt = torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=0.1)
+    trainer = Engine(lambda e, b: {"loss": torch.tensor(1.0)})
+    trainer.add_event_handler(Events.STARTED, lambda e: setattr(e.state, "epoch", 1))
+    EpochLogger(str(log), opt).attach(trainer)
+    trainer.run([0], max_epochs=3)
+    rows = _read_csv(log)
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"] and [r["train_loss"] for r in rows] == ["0.5", "1.0", "1.0"]

@@ -4,13 +4,16 @@ afresh."""
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
+import pytest
 import torch
 from helpers.engines import _model_and_opt, _slow_atomic_write, _trainer
 from ignite.engine import Events
 
 import medbundle.handlers.checkpoint_saver as mb_checkpoint_saver
+from medbundle.data.errors import DataError
 from medbundle.handlers import CheckpointSaver, Resume, latest_checkpoint
 
 
@@ -122,3 +125,135 @@ def test_resume_waits_for_and_cleans_background_writes(tmp_path, monkeypatch):
     trainer2.run([0, 1], max_epochs=3)
     assert resume.resumed_from == ckpt / "checkpoint_epoch=2.pt"
     assert not list(ckpt.glob("*.tmp"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# damaged checkpoints
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_resume_falls_back_from_a_truncated_checkpoint(tmp_path, caplog):
+    ckpt = tmp_path / "ckpt"
+    _interrupted_run(ckpt, epochs=3)  # checkpoints of epochs 2 and 3
+    _truncate(ckpt / "checkpoint_epoch=3.pt")
+    model, opt = _model_and_opt(seed=7)
+    trainer = _trainer(model, opt)
+    resume = Resume(str(ckpt), {"model": model, "optimizer": opt}, engine_key="trainer")
+    resume.attach(trainer)
+    epochs = []
+    trainer.add_event_handler(Events.EPOCH_STARTED, lambda e: epochs.append(e.state.epoch))
+    with caplog.at_level(logging.WARNING, logger="medbundle.handlers"):
+        trainer.run([0, 1], max_epochs=4)
+    assert resume.resumed_from == ckpt / "checkpoint_epoch=2.pt" and epochs == [3, 4]
+    assert f"{ckpt / 'checkpoint_epoch=3.pt'} cannot be read" in caplog.text
+    assert "falling back to" in caplog.text and "checkpoint_epoch=2.pt" in caplog.text
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "not a checkpoint"])
+def test_resume_without_an_intact_checkpoint_is_a_one_line_error(tmp_path, damage):
+    ckpt = tmp_path / "ckpt"
+    _interrupted_run(ckpt, epochs=2)
+    for path in ckpt.glob("checkpoint_epoch=*.pt"):
+        if damage == "truncated":
+            _truncate(path)
+        else:
+            path.write_bytes(b"" if damage == "empty" else b"hello, not a zip file")
+    model, opt = _model_and_opt()
+    trainer = _trainer(model, opt)
+    Resume(str(ckpt), {"model": model, "optimizer": opt}, engine_key="trainer").attach(trainer)
+    with pytest.raises(DataError) as info:
+        trainer.run([0], max_epochs=3)
+    message = str(info.value)
+    assert "\n" not in message and str(ckpt) in message and "--resume false" in message
+    assert "checkpoint_epoch=1.pt" in message and "checkpoint_epoch=2.pt" in message
+
+
+def test_resume_beyond_the_epochs_asked_for_is_a_one_line_error(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    _interrupted_run(ckpt, epochs=3)
+    model, opt = _model_and_opt()
+    trainer = _trainer(model, opt)
+    Resume(str(ckpt), {"model": model, "optimizer": opt}, engine_key="trainer").attach(trainer)
+    with pytest.raises(DataError, match=r"epoch 3, beyond the 2 epochs asked for; pass --epochs 4"):
+        trainer.run([0], max_epochs=2)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the learning-rate schedule of a resumed run
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _scheduled_run(ckpt: Path, t_max: int, max_epochs: int, stop_after: int | None = None,
+                   resume: bool = False) -> list[float]:
+    """A cosine-scheduled run (T_max=t_max) saving every epoch; the learning rate of each epoch it trains."""
+    model, opt = _model_and_opt(seed=0)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t_max)
+    trainer = _trainer(model, opt)
+    objects = {"model": model, "optimizer": opt, "lr_scheduler": sched}
+    if resume:
+        Resume(str(ckpt), objects, engine_key="trainer").attach(trainer)
+    lrs = []
+    trainer.add_event_handler(Events.EPOCH_STARTED, lambda e: lrs.append(opt.param_groups[0]["lr"]))
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: sched.step())
+    CheckpointSaver(str(ckpt), objects, engine_key="trainer", save_interval=1, n_saved=2,
+                    background=False).attach(trainer)
+    if stop_after is not None:
+        trainer.add_event_handler(Events.EPOCH_COMPLETED(once=stop_after), lambda e: e.terminate())
+    trainer.run([0, 1], max_epochs=max_epochs)
+    return lrs
+
+
+def _cosine(step: int, t_max: int, base: float = 0.01) -> float:
+    return base * (1 + math.cos(math.pi * step / t_max)) / 2
+
+
+def test_resume_with_more_epochs_rebuilds_the_schedule(tmp_path, caplog):
+    """A finished 3-epoch run resumed with 6 epochs follows the 6-epoch cosine from step 3 (not lr 0)."""
+    ckpt = tmp_path / "ckpt"
+    first = _scheduled_run(ckpt, t_max=3, max_epochs=3)
+    assert first == pytest.approx([_cosine(s, 3) for s in range(3)])
+    with caplog.at_level(logging.INFO, logger="medbundle.handlers"):
+        more = _scheduled_run(ckpt, t_max=6, max_epochs=6, resume=True)
+    assert more == pytest.approx([_cosine(s, 6) for s in (3, 4, 5)])
+    assert more[0] > 0
+    assert "T_max 3 -> 6" in caplog.text
+    saved = torch.load(ckpt / "checkpoint_epoch=6.pt", weights_only=True)["lr_scheduler"]
+    assert saved["T_max"] == 6 and saved["last_epoch"] == 6
+
+
+def test_resume_with_the_same_epochs_continues_the_schedule_exactly(tmp_path):
+    whole = _scheduled_run(tmp_path / "whole", t_max=5, max_epochs=5)
+    cut = _scheduled_run(tmp_path / "cut", t_max=5, max_epochs=5, stop_after=2)
+    cut += _scheduled_run(tmp_path / "cut", t_max=5, max_epochs=5, resume=True)
+    assert cut == whole  # exactly: nothing recomputed
+
+
+def test_resume_checkpoint_missing_objects(tmp_path, caplog):
+    """A checkpoint of an earlier version (no epoch log, no random state) resumes with a warning; one without
+    the model is a one-line error."""
+    from medbundle.handlers import EpochLogState, RandomState
+
+    ckpt = tmp_path / "ckpt"
+    _interrupted_run(ckpt, epochs=2)
+    model, opt = _model_and_opt()
+    trainer = _trainer(model, opt)
+    objects = {"model": model, "optimizer": opt, "rng": RandomState(),
+               "epoch_log": EpochLogState(str(tmp_path / "l.csv"))}
+    resume = Resume(str(ckpt), objects, engine_key="trainer")
+    resume.attach(trainer)
+    with caplog.at_level(logging.WARNING, logger="medbundle.handlers"):
+        trainer.run([0], max_epochs=3)
+    assert resume.resumed_from == ckpt / "checkpoint_epoch=2.pt"
+    assert "holds no 'rng', 'epoch_log'" in caplog.text or "holds no 'epoch_log', 'rng'" in caplog.text
+
+    torch.save({"model": model.state_dict()}, ckpt / "checkpoint_epoch=9.pt")
+    trainer2 = _trainer(model, opt)
+    Resume(str(ckpt), {"model": model, "optimizer": opt}, engine_key="trainer").attach(trainer2)
+    with pytest.raises(DataError, match=r"holds no 'optimizer', 'trainer'.*--resume false") as info:
+        trainer2.run([0], max_epochs=12)
+    assert "\n" not in str(info.value)

@@ -29,16 +29,23 @@ def _from_datalist(
     entries: list[tuple[str | None, Any, Any, str, dict]] = []  # (split, image, label, where, group/mask)
     splits: dict[str, list[dict]] = {}
     if path.suffix.lower() == ".csv":
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.DictReader(f))
-        columns = {k.strip().lower(): k for k in (rows[0] if rows else {})}
+        try:
+            with open(path, newline="", encoding="utf-8-sig") as f:
+                reader = csv.DictReader(f)
+                rows = list(reader)
+                columns = {k.strip().lower(): k for k in (reader.fieldnames or []) if k is not None}
+        except (UnicodeDecodeError, csv.Error) as e:
+            raise DataError(f"{path}: not a readable UTF-8 CSV file ({e}). Save it as UTF-8 CSV.") from e
         if not {"image", "label"} <= columns.keys():
             raise DataError(
                 f"{path}: needs columns image,label[,split][,group][,mask] (found {list(columns)}). Rename the columns."
             )
         for n, row in enumerate(rows, start=2):
             split = row[columns["split"]] if "split" in columns else None
-            extra = {k: row[columns[k]].strip() for k in ("group", "mask") if k in columns and row[columns[k]].strip()}
+            if not (row[columns["image"]] or "").strip() or not (row[columns["label"]] or "").strip():
+                raise DataError(f"{path}, line {n}: the image or the label is missing. Complete or remove the line.")
+            extra = {k: (row[columns[k]] or "").strip() for k in ("group", "mask")
+                     if k in columns and (row[columns[k]] or "").strip()}
             entries.append((split, row[columns["image"]], row[columns["label"]], f"{path}, line {n}", extra))
     else:
         try:
@@ -59,6 +66,11 @@ def _from_datalist(
                     raise DataError(f"{path}, '{key}' entry {n}: needs keys 'image' and 'label'. Fix the entry.")
                 extra = {k: str(entry[k]) for k in ("group", "mask") if entry.get(k) not in (None, "")}
                 entries.append((key, entry["image"], entry["label"], f"{path}, '{key}' entry {n}", extra))
+    if not entries:
+        raise DataError(
+            f"{path}: lists no images (only a header, or empty lists). Add one entry per image (image,label"
+            "[,split][,group][,mask]), or remove the file."
+        )
     for split, image, label, where, extra in entries:
         name = "train" if split is None else _SPLIT_NAMES.get(_norm(str(split)))
         if name is None:

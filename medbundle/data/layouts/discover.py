@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from medbundle.data.errors import DataError
-from medbundle.data.files import IMAGE_SUFFIXES, _norm, _scan
+from medbundle.data.files import IMAGE_SUFFIXES, _first_visit, _norm, _scan
 from medbundle.data.layouts.datalist import _DATALIST_FILES
 from medbundle.data.layouts.mat import _mat_splits
 from medbundle.data.splits import _SPLIT_NAMES
@@ -34,13 +34,14 @@ def _find_layout(
     root: Path, class_keys: dict[str, int], data_key: str, label_key: str, class_names: list[str]
 ) -> tuple[Path, str]:
     """The topmost folder at or below ``root`` that shows a layout (breadth first), and that layout."""
-    queue = [root]
+    queue, seen = [root], set()
+    _first_visit(root, seen)
     while queue:
         folder = queue.pop(0)
         layout = _layout_of(folder, class_keys)
         if layout:
             return folder, layout
-        queue += _scan(folder)[1]
+        queue += [d for d in _scan(folder)[1] if _first_visit(d, seen)]  # links to folders seen: skipped
     found = sorted(p.name for p in root.iterdir())[:10]
     raise DataError(
         f"{root}: no data found (top-level entries: {found}). Accepted layouts: (1) Train.mat with optional Val.mat "

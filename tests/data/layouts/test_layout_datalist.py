@@ -55,3 +55,27 @@ def test_json_datalist(tmp_path):
     (tmp_path / "datalist.json").write_text(json.dumps(datalist))
     with pytest.raises(DataError, match="the 'test' split has no images"):
         load_datalists(tmp_path, ["a", "b"])
+
+
+@pytest.mark.parametrize("content", ["image,label\n", "image,label,split\r\n\r\n", ""])
+def test_datalist_without_rows(tmp_path, content):
+    """A header-only (or empty) datalist.csv and an empty datalist.json: one line naming the file and what to do."""
+    (tmp_path / "datalist.csv").write_text(content)
+    expected = "lists no images" if content else "needs columns image,label"
+    with pytest.raises(DataError, match=expected) as info:
+        load_datalists(tmp_path, ["N", "P"])
+    assert str(info.value).startswith(str(tmp_path / "datalist.csv")) and "\n" not in str(info.value)
+    (tmp_path / "datalist.csv").unlink()
+    (tmp_path / "datalist.json").write_text(json.dumps({"training": [], "validation": []}))
+    with pytest.raises(DataError, match="datalist.json: lists no images"):
+        load_datalists(tmp_path, ["N", "P"])
+
+
+def test_datalist_bad_rows(tmp_path):
+    make_class_tree(tmp_path / "imgs", {"n": 2})
+    (tmp_path / "datalist.csv").write_text("image,label,group\nimgs/n/img0.png,N,a\nimgs/n/img1.png\n")
+    with pytest.raises(DataError, match=r"datalist.csv, line 3: the image or the label is missing"):
+        load_datalists(tmp_path, ["N", "P"])
+    (tmp_path / "datalist.csv").write_bytes("image,label\nimgs/n/\xe9.png,N\n".encode("latin-1"))
+    with pytest.raises(DataError, match="datalist.csv: not a readable UTF-8 CSV file"):
+        load_datalists(tmp_path, ["N", "P"])
