@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import atexit
-from collections import OrderedDict
 import io
 import logging
 import re
@@ -31,31 +30,13 @@ logger = logging.getLogger("medbundle.handlers")
 _BACKGROUND_HANDLERS: weakref.WeakSet[_AtomicSaveHandler] = weakref.WeakSet()
 
 
-def _snapshot(obj: Any) -> Any:
-    """A copy of a checkpoint that training cannot change: tensors cloned, dicts (with a module state dict's
-    ``_metadata``), lists and tuples copied, everything else (numbers, strings) shared."""
-    if torch.is_tensor(obj):
-        return obj.detach().clone()
-    if isinstance(obj, dict):
-        copy = type(obj)() if type(obj) in (dict, OrderedDict) else {}
-        for key, value in obj.items():
-            copy[key] = _snapshot(value)
-        if hasattr(obj, "_metadata"):
-            copy._metadata = dict(obj._metadata)
-        return copy
-    if isinstance(obj, (list, tuple)):
-        items = [_snapshot(v) for v in obj]
-        return items if isinstance(obj, list) else type(obj)(*items) if hasattr(obj, "_fields") else tuple(items)
-    return obj
-
-
 class _AtomicSaveHandler(BaseSaveHandler):
     """Save a checkpoint through a temporary file and an atomic rename (readable by group and others).
 
-    With ``background``, the calling thread takes a snapshot of the checkpoint (its tensors cloned, its
-    containers copied: training may change them as soon as the call returns; a few milliseconds for the demo's
-    22 MB) and a background thread serialises it and writes, fsyncs and renames the file into place. One write
-    is in flight at most: the next save or removal waits for it first, and re-raises its error.
+    With ``background``, the checkpoint is serialised in the calling thread (a consistent snapshot: training
+    may change the tensors as soon as the call returns) and the file is written, fsync'ed and renamed into
+    place by a background thread. One write is in flight at most: the next save or removal waits for it first,
+    and re-raises its error.
 
     Args:
         dirname: folder of the checkpoints.
@@ -77,15 +58,14 @@ class _AtomicSaveHandler(BaseSaveHandler):
             with atomic_write(path, "wb") as f:
                 torch.save(checkpoint, f)
             return
-        self._thread = threading.Thread(target=self._write, args=(path, _snapshot(checkpoint)),
-                                        name=f"checkpoint writer {path.name}")
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        self._thread = threading.Thread(target=self._write, args=(path, buffer), name=f"checkpoint writer {path.name}")
         _BACKGROUND_HANDLERS.add(self)
         self._thread.start()
 
-    def _write(self, path: Path, checkpoint: dict) -> None:
+    def _write(self, path: Path, buffer: io.BytesIO) -> None:
         try:
-            buffer = io.BytesIO()
-            torch.save(checkpoint, buffer)
             with atomic_write(path, "wb") as f:
                 f.write(buffer.getbuffer())
         except BaseException as e:  # re-raised by wait() in the training thread
