@@ -1,0 +1,135 @@
+"""A bundle and its folders: where a bundle and its outputs live, its class names, its command line."""
+
+from __future__ import annotations
+
+import ast
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from medbundle.inferers import bf16_supported
+from medbundle.runtime import is_rank_zero
+
+__all__ = [
+    "find_bundle_root",
+    "medbundle_home",
+    "default_output_dir",
+    "default_dataset_dir",
+    "class_names",
+    "log_run",
+    "require_file",
+]
+
+logger = logging.getLogger("medbundle.runs")
+
+
+def find_bundle_root(name: str) -> str:
+    """Locate the bundle folder ``name`` without relying on the current directory.
+
+    In order: a ``--config_file`` on the command line inside ``<root>/configs/`` of a folder called
+    ``name``; the ``bundles/<name>`` folder of the medbundle source tree. Override with
+    ``--bundle_root`` when the bundle lives elsewhere.
+
+    Args:
+        name: the bundle's folder name, e.g. ``"ct_infection"``.
+    """
+    for file in _command_line()[0]:
+        path = Path(file).expanduser().resolve()
+        if path.parent.name == "configs" and path.parent.parent.name == name:
+            return str(path.parent.parent)
+    root = Path(__file__).resolve().parents[2] / "bundles" / name
+    if root.is_dir():
+        return str(root)
+    raise FileNotFoundError(f"cannot locate the bundle folder {name!r}: pass --bundle_root /path/to/{name}")
+
+
+def medbundle_home() -> Path:
+    """Root of medbundle's default outputs: ``$MEDBUNDLE_HOME`` or ``~/medbundle``."""
+    return Path(os.environ.get("MEDBUNDLE_HOME", Path.home() / "medbundle")).expanduser()
+
+
+def default_output_dir(bundle_root: str | os.PathLike) -> str:
+    """Default run folder of a bundle: ``<medbundle_home>/runs/<bundle folder name>``.
+
+    Outputs never go into the source tree by default; ``--output_dir`` overrides this.
+    """
+    return str(medbundle_home() / "runs" / Path(bundle_root).resolve().name)
+
+
+def default_dataset_dir(bundle_root: str | os.PathLike) -> str:
+    """Default data folder of a bundle: ``<medbundle_home>/data/<bundle folder name>`` (demo data is made there)."""
+    return str(medbundle_home() / "data" / Path(bundle_root).resolve().name)
+
+
+def class_names(meta: dict) -> list[str]:
+    """Class names of a bundle, in output order, from its metadata's ``channel_def`` of the ``pred`` output.
+
+    Args:
+        meta: the parsed ``configs/metadata.json`` (``@_meta_`` in a bundle config).
+    """
+    try:
+        channel_def = meta["network_data_format"]["outputs"]["pred"]["channel_def"]
+    except (KeyError, TypeError) as e:
+        raise ValueError(
+            "configs/metadata.json: network_data_format.outputs.pred.channel_def must map output "
+            'indices to class names, e.g. {"0": "normal", "1": "abnormal"}'
+        ) from e
+    return [channel_def[k] for k in sorted(channel_def, key=int)]
+
+
+def log_run(bundle_name: str, dataset_dir: str, output_dir: str, device: torch.device | str) -> None:
+    """Create the run folder and log where a bundle reads its data and writes its outputs."""
+    if is_rank_zero():
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+    amp = "bf16 autocast" if bf16_supported(device) else "fp32"
+    logger.info(f"{bundle_name}: data {dataset_dir} -> outputs {output_dir} (device {device}, {amp})")
+
+
+def _command_line(argv: list[str] | None = None) -> tuple[list[str], dict[str, Any]]:
+    """The ``--config_file`` paths and the other ``--key value`` / ``--key=value`` options of a bundle command.
+
+    Values are parsed as Python literals where they are one (``"[64, 64]"``, ``"2"``), as ``monai.bundle`` does;
+    ``--config_file`` may be one path, a list (quoted or not), or comma-separated paths. Words that are not options (``run``)
+    are skipped.
+
+    Args:
+        argv: the arguments; default ``sys.argv[1:]``.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    args: dict[str, Any] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("--"):
+            key, eq, value = arg[2:].partition("=")
+            if not eq and i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                value, i = argv[i + 1], i + 1
+            elif not eq:
+                value = "True"
+            try:
+                args[key] = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                args[key] = value
+        i += 1
+    files = args.pop("config_file", [])
+    if isinstance(files, str):  # one path, "a,b", or a list literal that is not Python ("[a.json, b.json]")
+        files = files.strip().strip("[]").split(",")
+    files = [str(f).strip().strip("'\"") for f in files]
+    return files, args
+
+
+def require_file(path: str, what: str, hint: str) -> str:
+    """Return ``path`` when it is a file; otherwise stop with a message saying what is missing and what to do.
+
+    Args:
+        path: the file needed.
+        what: what the file is, for the message (e.g. ``"trained model"``).
+        hint: what to do about it.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no {what} at {path}: {hint}")
+    return path
