@@ -14,6 +14,8 @@ converts ``True``/``False``), and a non-empty string is true. Two defences:
 
 from __future__ import annotations
 
+import ast
+
 import difflib
 import inspect
 import logging
@@ -324,12 +326,37 @@ def check_command_line(argv: list[str] | None = None) -> None:
         _set_booleans(parser, booleans)
 
 
-def _command_line(argv: list[str] | None) -> tuple[list[str], dict[str, Any]]:
-    try:  # the runs package (medbundle.runs.bundle), or the former module medbundle.runs
-        from medbundle.runs.bundle import _command_line as parse
-    except ImportError:
-        from medbundle.runs import _command_line as parse
-    return parse(argv)
+def _command_line(argv: list[str] | None = None) -> tuple[list[str], dict[str, Any]]:
+    """The ``--config_file`` paths and the other ``--key value`` / ``--key=value`` options of a bundle command.
+
+    Values are parsed as Python literals where they are one (``"[64, 64]"``, ``"2"``), as ``monai.bundle`` does;
+    ``--config_file`` may be one path, a list (quoted or not), or comma-separated paths. Words that are not options (``run``)
+    are skipped.
+
+    Args:
+        argv: the arguments; default ``sys.argv[1:]``.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    args: dict[str, Any] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("--"):
+            key, eq, value = arg[2:].partition("=")
+            if not eq and i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                value, i = argv[i + 1], i + 1
+            elif not eq:
+                value = "True"
+            try:
+                args[key] = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                args[key] = value
+        i += 1
+    files = args.pop("config_file", [])
+    if isinstance(files, str):  # one path, "a,b", or a list literal that is not Python ("[a.json, b.json]")
+        files = files.strip().strip("[]").split(",")
+    files = [str(f).strip().strip("'\"") for f in files]
+    return files, args
 
 
 def _run_folder(parser: Any, overrides: dict) -> Any:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import ast
 import logging
 import os
-import sys
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from medbundle.inferers import bf16_supported
+from medbundle.options import _command_line  # noqa: F401 (re-exported: run records read the same command line)
 from medbundle.runtime import is_rank_zero
 
 __all__ = [
@@ -87,39 +85,6 @@ def log_run(bundle_name: str, dataset_dir: str, output_dir: str, device: torch.d
         Path(output_dir).mkdir(parents=True, exist_ok=True)
     amp = "bf16 autocast" if bf16_supported(device) else "fp32"
     logger.info(f"{bundle_name}: data {dataset_dir} -> outputs {output_dir} (device {device}, {amp})")
-
-
-def _command_line(argv: list[str] | None = None) -> tuple[list[str], dict[str, Any]]:
-    """The ``--config_file`` paths and the other ``--key value`` / ``--key=value`` options of a bundle command.
-
-    Values are parsed as Python literals where they are one (``"[64, 64]"``, ``"2"``), as ``monai.bundle`` does;
-    ``--config_file`` may be one path, a list (quoted or not), or comma-separated paths. Words that are not options (``run``)
-    are skipped.
-
-    Args:
-        argv: the arguments; default ``sys.argv[1:]``.
-    """
-    argv = sys.argv[1:] if argv is None else argv
-    args: dict[str, Any] = {}
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg.startswith("--"):
-            key, eq, value = arg[2:].partition("=")
-            if not eq and i + 1 < len(argv) and not argv[i + 1].startswith("--"):
-                value, i = argv[i + 1], i + 1
-            elif not eq:
-                value = "True"
-            try:
-                args[key] = ast.literal_eval(value)
-            except (ValueError, SyntaxError):
-                args[key] = value
-        i += 1
-    files = args.pop("config_file", [])
-    if isinstance(files, str):  # one path, "a,b", or a list literal that is not Python ("[a.json, b.json]")
-        files = files.strip().strip("[]").split(",")
-    files = [str(f).strip().strip("'\"") for f in files]
-    return files, args
 
 
 def require_file(path: str, what: str, hint: str) -> str:
