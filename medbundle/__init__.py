@@ -5,8 +5,9 @@ The bundles under ``bundles/`` are data (JSON configs); everything they name by 
 
 - :mod:`medbundle.data`: the one entry point from a ``dataset_dir`` to MONAI datalists
   (:func:`medbundle.data.load_datalists`): layouts, readers, splits, class balance, demo data.
-- :mod:`medbundle.transforms`: loading any supported 2D image into a 1-channel float tensor.
+- :mod:`medbundle.transforms`: loading any supported 2D image into a 1-channel float tensor; CLAHE.
 - :mod:`medbundle.networks`: the networks and their registry (Grad-CAM layer, head and backbone), parameter groups.
+- :mod:`medbundle.training`: optimisers, schedules, losses and transfer strategies chosen by a config key.
 - :mod:`medbundle.inferers`: the bf16 autocast inferer (CPU and GPU, channels_last).
 - :mod:`medbundle.runtime`: devices and distributed training.
 - :mod:`medbundle.runs`: bundle folders, default paths, class names, run records.
@@ -34,9 +35,10 @@ from medbundle import (  # noqa: E402
     runs,
     runtime,
     tracking,
+    training,
     transforms,
     utils,
 )
 
 __all__ = ["data", "errors", "explain", "handlers", "inferers", "metrics", "networks", "options", "plots", "report",
-           "runs", "runtime", "tracking", "transforms", "utils"]
+           "runs", "runtime", "tracking", "training", "transforms", "utils"]

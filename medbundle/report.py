@@ -17,14 +17,15 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from medbundle.clinical_report import clinical_sections, clinical_text, public_metrics, write_clinical_plots
 from medbundle.metrics import classification_metrics
 from medbundle.metrics.utils import _as_arrays, _finite_or_none
 from medbundle.plots import plot_confusion_matrix, plot_reliability_diagram, plot_roc, plot_training_curves
-from medbundle.utils import atomic_write, atomic_write_csv, atomic_write_json, jsonable, to_numpy
+from medbundle.utils import atomic_write, atomic_write_csv, atomic_write_json, to_numpy
 
 __all__ = ["write_predictions_csv", "write_classification_report"]
 
@@ -41,13 +42,19 @@ TRAINING_CURVES_PNG = "training_curves.png"
 
 
 def write_predictions_csv(
-    path: str | os.PathLike, ids: Sequence[Any] | None, probs: Any, class_names: Sequence[str], y_true: Any = None
+    path: str | os.PathLike,
+    ids: Sequence[Any] | None,
+    probs: Any,
+    class_names: Sequence[str],
+    y_true: Any = None,
+    extra_columns: Mapping[str, Sequence[Any]] | None = None,
 ) -> None:
     """Write one row per sample with the prediction, its confidence and every class probability.
 
     Columns: ``id``, then ``label`` and ``label_name`` when ``y_true`` is given, then ``pred``,
-    ``pred_name``, ``confidence`` (the top probability) and ``prob_<class name>`` for each class.
-    The file is written atomically.
+    ``pred_name``, ``confidence`` (the top probability) and ``prob_<class name>`` for each class, then
+    ``extra_columns`` (calibrated probabilities, prediction set, refer, entropy: see
+    :func:`medbundle.calibration.calibration_columns`). The file is written atomically.
 
     Args:
         path: output CSV path; parent folders are created.
@@ -55,6 +62,7 @@ def write_predictions_csv(
         probs: class probabilities, shape ``(N, C)``.
         class_names: ``C`` unique class names.
         y_true: optional integer class indices, shape ``(N,)``.
+        extra_columns: optional ``{column: one value per row}`` appended after the probabilities.
     """
     y, p = _as_arrays(y_true, probs, class_names)
     names = [str(c) for c in class_names]
@@ -64,6 +72,10 @@ def write_predictions_csv(
     ids = list(to_numpy(ids).reshape(-1)) if not isinstance(ids, (list, tuple)) else list(ids)
     if len(ids) != n:
         raise ValueError(f"{len(ids)} ids for {n} rows of probabilities.")
+    extra = dict(extra_columns or {})
+    for name, values in extra.items():
+        if len(values) != n:
+            raise ValueError(f"column {name!r} has {len(values)} values for {n} rows.")
     pred = p.argmax(axis=1)
     conf = p.max(axis=1)
     rows = []
@@ -73,6 +85,7 @@ def write_predictions_csv(
             row.update(label=int(y[i]), label_name=names[y[i]])
         row.update(pred=int(pred[i]), pred_name=names[pred[i]], confidence=f"{conf[i]:.6g}")
         row.update({f"prob_{c}": f"{v:.6g}" for c, v in zip(names, p[i])})
+        row.update({name: values[i] for name, values in extra.items()})
         rows.append(row)
     atomic_write_csv(path, rows)
 
@@ -125,6 +138,12 @@ def write_classification_report(
     class_names: Sequence[str],
     ids: Sequence[Any] | None = None,
     log_csv: str | os.PathLike | None = None,
+    *,
+    calibration: dict | None = None,
+    entropy: Any = None,
+    uncertainty: dict | None = None,
+    prevalence: float | None = None,
+    positive_class: Any = None,
 ) -> dict:
     """Write the full evaluation report of a classifier into ``output_dir``.
 
@@ -139,7 +158,14 @@ def write_classification_report(
     - ``predictions.csv``: see :func:`write_predictions_csv`.
     - ``classification_report.txt``: sklearn's report plus summary metrics and the confusion matrix.
     - ``metrics.json``: :func:`classification_metrics` plus ``mce``, ``ece_bins`` and ``files``
-      (names of the files written, ``metrics.json`` included).
+      (names of the files written, ``metrics.json`` included), and the clinical sections of
+      :func:`medbundle.clinical_report.clinical_sections`: ``clinical`` (95 % intervals, methods named, the binary
+      decision), ``calibration`` (temperature, ECE / MCE / Brier / NLL before and after), ``conformal``
+      (coverage, set sizes, referral) and ``uncertainty`` (entropy, accuracy against referral rate).
+
+    With a ``calibration`` record also ``precision_recall.png``, ``reliability_calibrated.png`` (before / after)
+    and ``referral.png``, and ``predictions.csv`` gains calibrated probabilities, decision, prediction set and
+    refer columns (``entropy`` too when given). ``roc.png`` marks the operating points.
 
     Args:
         output_dir: report folder, created when missing.
@@ -148,6 +174,11 @@ def write_classification_report(
         class_names: ``C`` unique class names.
         ids: optional sample identifiers for the predictions CSV (default: row numbers).
         log_csv: optional per-epoch training log CSV.
+        calibration: a record of :mod:`medbundle.calibration` fitted on the validation split, or None.
+        entropy: optional predictive entropy per sample from several passes (test-time augmentation, MC dropout).
+        uncertainty: ``{"method", "passes"}`` describing ``entropy``.
+        prevalence: prevalence of the positive class for PPV / NPV (``None``: the test set's).
+        positive_class: the binary decision's class when there is no calibration record (``None``: the last of 2).
 
     Returns:
         the metrics dict written to ``metrics.json``.
@@ -158,12 +189,16 @@ def write_classification_report(
     out.mkdir(parents=True, exist_ok=True)
 
     metrics = classification_metrics(y, p, names)
+    sections = clinical_sections(y, p, names, calibration=calibration, entropy=entropy, uncertainty=uncertainty,
+                                 prevalence=prevalence, positive_class=positive_class)
     files: list[str] = []
 
     plot_confusion_matrix(metrics["confusion_matrix"], names, out / CONFUSION_PNG, normalize=True)
     files.append(CONFUSION_PNG)
-    plot_roc(y, p, names, out / ROC_PNG)
+    plot_roc(y, p, names, out / ROC_PNG, operating_points=sections["roc_points"])
     files.append(ROC_PNG)
+    if calibration is not None:
+        files += write_clinical_plots(out, y, p, names, sections)
     calib = plot_reliability_diagram(y, p, out / RELIABILITY_PNG, n_bins=10)
     files.append(RELIABILITY_PNG)
     metrics["ece"] = _finite_or_none(calib["ece"])
@@ -174,14 +209,15 @@ def write_classification_report(
             files.append(TRAINING_CURVES_PNG)
         else:
             logger.info("no training curves: training log %s is missing or empty", log_csv)
-    write_predictions_csv(out / PREDICTIONS_CSV, ids, p, names, y_true=y)
+    metrics.update(sections["metrics"])
+    write_predictions_csv(out / PREDICTIONS_CSV, ids, p, names, y_true=y, extra_columns=sections["columns"])
     files.append(PREDICTIONS_CSV)
     with atomic_write(out / REPORT_TXT, "w", encoding="utf-8") as f:
-        f.write(_report_text(y, p, names, metrics))
+        f.write(_report_text(y, p, names, metrics) + clinical_text(metrics))
     files.append(REPORT_TXT)
     files.append(METRICS_JSON)
     metrics["files"] = files
-    metrics = jsonable(metrics)
+    metrics = public_metrics(metrics)
     atomic_write_json(out / METRICS_JSON, metrics)
 
     logger.info(

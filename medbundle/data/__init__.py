@@ -15,6 +15,7 @@ from medbundle.data.demo import (
 from medbundle.data.errors import DataError
 from medbundle.data.files import is_dicom
 from medbundle.data.imbalance import balanced_sampler, class_counts, class_weights
+from medbundle.data.kermany import KERMANY_GROUP_PATTERN, kermany_group
 from medbundle.data.matfile import MatSliceReader, read_mat
 from medbundle.data.parquet import ParquetRowReader, read_parquet
 from medbundle.data.splits import grouped_split, stratified_split
@@ -41,4 +42,6 @@ __all__ = [
     "ct_phantom",
     "make_ct_demo",
     "ensure_demo_data",
+    "KERMANY_GROUP_PATTERN",
+    "kermany_group",
 ]

@@ -19,8 +19,8 @@ item has a group key (a ``group`` column, ``group_column`` of a parquet file, or
 ids), stratified by class otherwise. The log and ``split.json`` say which.
 
 The layout is looked for in ``dataset_dir`` and then below it, breadth first: the topmost folder showing one wins,
-so nested duplicate copies of the tree (as in some Kaggle archives) are ignored. Hidden files and folders and
-``__MACOSX`` are always ignored.
+so nested duplicate copies of the tree (as in some Kaggle archives) are ignored. Hidden files and folders, ``__MACOSX``
+and ``._*`` resource forks are always ignored (the macOS ones counted in one log line).
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Sequence
 
 from medbundle.data.errors import DataError
-from medbundle.data.files import IMAGE_SUFFIXES, _check_images, _find_images, _is_image, _norm
+from medbundle.data.files import (IMAGE_SUFFIXES, _check_images, _find_images, _is_image, _is_resource_fork,
+                                  _log_macos_leftovers, _norm)
 from medbundle.data.limits import MAX_PIXELS
 from medbundle.data.layouts.datalist import _DATALIST_FILES, _from_datalist
 from medbundle.data.layouts.discover import _find_layout
@@ -62,6 +63,7 @@ def load_datalists(
     group_column: str | None = None,
     group_pattern: str | None = None,
     max_pixels: int | None = MAX_PIXELS,
+    min_val_size: int = 0,
 ) -> dict[str, list[dict]]:
     """Find the data in ``dataset_dir`` and return its train/val/test datalists.
 
@@ -89,6 +91,10 @@ def load_datalists(
             only some.
         max_pixels: the most pixels one image file may have, checked from its header by the ``check`` (see
             :func:`medbundle.data.limits.check_pixels`); None: no limit.
+        min_val_size: a validation split of the data with fewer images joins the training data, and a
+            validation split is made from it by ``val_fraction`` (the Kermany release's ``val`` folder holds 16
+            films: too few to choose a model or fit a calibration, threshold or conformal quantile); 0: always keep
+            the data's own.
 
     Returns:
         ``{"train": [...], "val": [...], "test": [...]}``, each list sorted by ``"id"``; items carry ``"group"``
@@ -104,6 +110,7 @@ def load_datalists(
     class_keys = {_norm(c): i for i, c in enumerate(class_names)}
     folder, layout = _find_layout(root, class_keys, data_key, label_key, class_names)
     logger.info("%s: found %s layout in %s", root, layout, folder)
+    _log_macos_leftovers(root)
     if layout == "datalist":
         splits = _from_datalist(folder, root, class_names, class_keys)
     elif layout == ".mat":
@@ -121,6 +128,12 @@ def load_datalists(
     _require_classes(splits["train"], class_names, folder)
     if group_pattern:
         _groups_from_pattern(splits, group_pattern, folder)
+    if "val" in splits and len(splits["val"]) < int(min_val_size or 0):
+        logger.warning(
+            "%s: the data's validation split has %d images, fewer than min_val_size %d: it joins the training data "
+            "and a validation split is made from it (val_fraction %s)", folder, len(splits["val"]), min_val_size,
+            val_fraction)
+        splits["train"] = splits["train"] + splits.pop("val")
     missing = [s for s in SPLITS if s not in splits]
     if missing:
         fractions = {s: {"val": val_fraction, "test": test_fraction}[s] for s in missing}
@@ -204,6 +217,7 @@ def load_labelled(
     class_names = list(class_names)
     class_keys = {_norm(c): i for i, c in enumerate(class_names)}
     folder, layout = _find_layout(path, class_keys, data_key, label_key, class_names)
+    _log_macos_leftovers(path)
     if layout == "datalist":
         splits = _from_datalist(folder, path, class_names, class_keys)
     elif layout == ".mat":
@@ -246,6 +260,10 @@ def list_inputs(
         raise DataError(f"{path}: no such file or folder. Check the path given as --input_path.")
     if path.is_dir():
         items = [{"image": str(p), "id": p.relative_to(path).as_posix()} for p in _find_images(path)]
+        _log_macos_leftovers(path)
+    elif _is_resource_fork(path.name):
+        raise DataError(f"{path}: a macOS resource fork ('._' file from an archive), not an image. Give the image "
+                        f"file itself ({path.name[2:]}) or its folder.")
     elif path.name.lower() in _DATALIST_FILES:
         names = list(class_names) if class_names is not None else None
         keys = {_norm(c): i for i, c in enumerate(names or [])}

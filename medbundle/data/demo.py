@@ -288,7 +288,13 @@ def make_mri_demo(
     return out_dir
 
 
-_GENERATORS = {"ct_infection": make_ct_demo, "alzheimer_mri": make_mri_demo}
+def _make_xray_demo(out_dir: str | Path, **kwargs) -> Path:
+    from medbundle.data.demo_xray import make_xray_demo
+
+    return make_xray_demo(out_dir, **kwargs)
+
+
+_GENERATORS = {"ct_infection": make_ct_demo, "alzheimer_mri": make_mri_demo, "pneumonia_xray": _make_xray_demo}
 
 
 def ensure_demo_data(dataset_dir: str | Path, task: str, **kwargs) -> str:
@@ -299,7 +305,7 @@ def ensure_demo_data(dataset_dir: str | Path, task: str, **kwargs) -> str:
 
     Args:
         dataset_dir: the bundle's ``dataset_dir``.
-        task: which generator (``"ct_infection"``, ``"alzheimer_mri"``).
+        task: which generator (``"ct_infection"``, ``"alzheimer_mri"``, ``"pneumonia_xray"``).
         kwargs: passed to the generator (sizes, seed).
 
     Returns:

@@ -1,6 +1,8 @@
-"""DICOM files as intensities: the modality LUT (rescale slope and intercept) applied, MONOCHROME1 images (white =
-low values, as many radiographs are stored) inverted to the MONOCHROME2 convention, colour images as RGB; files
-without pixel data or with several frames refused with a one-line error."""
+"""DICOM files as intensities, as a viewer shows them: the modality LUT (rescale slope and intercept), then the VOI LUT
+or window centre/width (as float, never squeezed to 8 bits), then MONOCHROME1 images (white = low values, as many
+radiographs are stored) inverted to the MONOCHROME2 convention within the output range; colour images (palette
+colour through its colour table) as RGB; files without pixel data (structured reports, ...) or with several frames
+refused with a one-line error."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import numpy as np
 import pydicom
 from monai.data import ImageReader
 from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
-from pydicom.pixels import apply_modality_lut
+from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
 
 from medbundle.data.errors import DataError
 
@@ -74,11 +76,38 @@ def dicom_intensities(ds: pydicom.Dataset, filename: str | os.PathLike = "") -> 
         ) from e
     if int(ds.get("SamplesPerPixel", 1) or 1) > 1:
         return pixels  # colour: pydicom returns RGB (H, W, 3)
+    if str(ds.get("PhotometricInterpretation", "")).strip() == "PALETTE COLOR":  # indices into a colour table
+        return apply_color_lut(pixels, ds)  # RGB (H, W, 3), made grey as any colour image
     image = apply_modality_lut(pixels, ds).astype(np.float64)
+    image, (low, high) = _apply_voi(image, ds, filename)
     if str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip() == "MONOCHROME1":
-        low, high = _value_range(ds)
         image = (low + high) - image
     return image
+
+
+def _apply_voi(image: np.ndarray, ds: pydicom.Dataset, filename: str | os.PathLike) -> tuple[np.ndarray,
+                                                                                            tuple[float, float]]:
+    """``image`` (after the modality LUT) through the first VOI LUT or window of ``ds``, as float, and the range of
+    values that output can take (the range MONOCHROME1 is inverted in).
+
+    Without a VOI LUT or window, ``image`` and the range of the modality LUT's output (:func:`_value_range`).
+    """
+    try:
+        if ds.get("VOILUTSequence"):
+            depth = int(ds.VOILUTSequence[0].LUTDescriptor[2])
+            out = apply_voi_lut(np.rint(image).astype(np.int64), ds, index=0, prefer_lut=True)
+            return out.astype(np.float64), (0.0, float(2**depth - 1))
+        if all(ds.get(tag) not in (None, "", []) for tag in ("WindowCenter", "WindowWidth")):  # empty: no window
+            out = apply_voi_lut(image, ds, index=0, prefer_lut=False)
+            # every windowing function (linear, linear exact, sigmoid) sends -inf and +inf to its output's ends
+            ends = apply_voi_lut(np.array([-np.inf, np.inf]), ds, index=0, prefer_lut=False)
+            return out.astype(np.float64), (float(ends[0]), float(ends[1]))
+    except (ValueError, NotImplementedError, AttributeError, TypeError, IndexError) as e:
+        raise DataError(
+            f"{filename}: the DICOM VOI LUT or window (centre {ds.get('WindowCenter')}, width "
+            f"{ds.get('WindowWidth')}) cannot be applied ({e}). Fix or remove these tags, or convert the file."
+        ) from e
+    return image, _value_range(ds)
 
 
 class DicomReader(ImageReader):

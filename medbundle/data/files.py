@@ -37,6 +37,28 @@ def _ignored(name: str) -> bool:
     return name.startswith(".") or name == "__MACOSX"
 
 
+def _is_resource_fork(name: str) -> bool:
+    """Whether ``name`` is a macOS AppleDouble file (``._<name>``: the resource fork of ``<name>``, not an image)."""
+    return name.startswith("._")
+
+
+def _log_macos_leftovers(folder: Path) -> None:
+    """Log, in one line, how many ``__MACOSX`` folders and ``._*`` resource forks below ``folder`` are skipped.
+
+    Archives made on macOS carry them beside the images (``._IM-0001.jpeg`` next to ``IM-0001.jpeg``); they are
+    never data, and every search leaves them out (:func:`_scan`). Links are not followed; other hidden folders are
+    not entered.
+    """
+    folders = forks = 0
+    for _, dirs, files in os.walk(folder):
+        folders += dirs.count("__MACOSX")
+        forks += sum(_is_resource_fork(f) for f in files)
+        dirs[:] = [d for d in dirs if d == "__MACOSX" or not d.startswith(".")]
+    if folders or forks:
+        logger.info("%s: skipped %d __MACOSX folder(s) and %d '._*' macOS resource fork(s) (archive metadata, not "
+                    "images)", folder, folders, forks)
+
+
 def _scan(folder: Path) -> tuple[list[Path], list[Path]]:
     """Files and sub-folders of ``folder``, sorted, hidden ones and ``__MACOSX`` left out (links followed)."""
     try:
@@ -49,7 +71,9 @@ def _scan(folder: Path) -> tuple[list[Path], list[Path]]:
 
 
 def _is_image(path: Path) -> bool:
-    """A supported image file by its name, or a DICOM file by its ``DICM`` preamble."""
+    """A supported image file by its name, or a DICOM file by its ``DICM`` preamble; never a ``._`` resource fork."""
+    if _is_resource_fork(path.name):
+        return False
     return path.name.lower().endswith(IMAGE_SUFFIXES) or is_dicom(path)
 
 
@@ -91,7 +115,8 @@ def _find_images(folder: Path, seen: set[tuple[int, int]] | None = None) -> list
             the other class folders); updated. None: a new set.
     """
     seen = set() if seen is None else seen
-    _first_visit(Path(folder), seen)  # searched even when in ``seen``: the caller asks for it
+    if (key := _folder_key(Path(folder))) is not None:
+        seen.add(key)  # searched even when in ``seen`` (the caller asks for it), without _first_visit's warning
     found, stack = [], [Path(folder)]
     while stack:
         files, dirs = _scan(stack.pop())

@@ -3,7 +3,8 @@
 One module per saliency method (:mod:`~medbundle.explain.gradcam`, :mod:`~medbundle.explain.occlusion`,
 :mod:`~medbundle.explain.integrated_gradients`) on the common base :mod:`~medbundle.explain.base`, the methods by
 name in :mod:`~medbundle.explain.registry`; their quality checks in :mod:`medbundle.explain.measures`, the
-figures in :mod:`~medbundle.explain.plots` and the anatomy masks in :mod:`~medbundle.explain.anatomy`.
+figures in :mod:`~medbundle.explain.plots` and the anatomy masks in :mod:`~medbundle.explain.anatomy` (the lung
+fields of chest X-rays in :mod:`~medbundle.explain.lungs`).
 """
 
 from __future__ import annotations

@@ -13,25 +13,19 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from medbundle.explain.lungs import _otsu, lung_mask
 from medbundle.explain.plots import _as_2d, _check_same_shape, _scale01
 from medbundle.utils import to_numpy
 
-__all__ = ["anatomy_mask", "restrict_to_anatomy", "spillover_fraction"]
+__all__ = ["ANATOMIES", "anatomy_mask", "restrict_to_anatomy", "spillover_fraction"]
+
+ANATOMIES = ("brain", "lung", "chest", "body")  # the kinds of :func:`anatomy_mask` ("chest" = "lung")
 
 _FULL = np.ones((3, 3), bool)  # 8-connectivity
 
 
 def _to_uint8(img: np.ndarray) -> np.ndarray:
     return np.round(_scale01(img) * 255).astype(np.uint8)
-
-
-def _otsu(values: np.ndarray) -> float:
-    """Otsu threshold (OpenCV) of uint8 values, any shape."""
-    import cv2
-
-    flat = np.ascontiguousarray(values.reshape(1, -1), dtype=np.uint8)
-    t, _ = cv2.threshold(flat, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    return float(t)
 
 
 def _largest(mask: np.ndarray, k: int = 1) -> np.ndarray:
@@ -71,23 +65,6 @@ def _brain(u8: np.ndarray, body: np.ndarray, margin: int) -> np.ndarray | None:
     return _fill(inside) if inside.any() else None
 
 
-def _lung(u8: np.ndarray, body: np.ndarray) -> np.ndarray | None:
-    """The two largest dark regions inside the body that do not touch the image border."""
-    if body.sum() < 16:
-        return None
-    dark = (u8 < _otsu(u8[body])) & body
-    dark = ndimage.binary_opening(dark, iterations=1)
-    lab, n = ndimage.label(dark, structure=_FULL)
-    if n == 0:
-        return None
-    border = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
-    dark = (lab > 0) & ~np.isin(lab, border)
-    lungs = _largest(dark, 2)
-    if lungs.sum() < 0.02 * body.sum():
-        return None
-    return _fill(lungs)
-
-
 def anatomy_mask(image: Any, kind: str = "brain", margin: int | None = None) -> np.ndarray:
     """A mask of the anatomy computed from the image alone (thresholds and morphology, no learning).
 
@@ -100,30 +77,30 @@ def anatomy_mask(image: Any, kind: str = "brain", margin: int | None = None) -> 
       ``margin`` pixels (removes partial-volume skull pixels at the inner table), largest component,
       enclosed holes (bright lesion rims) filled back. Falls back to ``"body"`` when no closed ring
       enclosing at least 30% of the body is found.
-    - ``"lung"`` (frontal chest X-ray, lungs darker than mediastinum and soft tissue): inside the body,
-      pixels below the Otsu threshold of the body pixels, opened by one pixel; dark components that
-      touch the image border (air around the patient) are dropped and the two largest remaining ones
-      kept, holes filled. Falls back to ``"body"`` when they cover less than 2% of the body. Lungs
-      whose apices touch the image border are lost by this simple rule.
+    - ``"lung"`` (alias ``"chest"``; frontal chest X-ray, lungs darker than mediastinum and soft tissue): the two
+      lung fields from :func:`medbundle.explain.lungs.lung_mask` (CLAHE, a grey opening that flattens the ribs,
+      an Otsu threshold and a marker-controlled watershed that stops at the chest wall; median Dice 0.85 against
+      expert lung masks). Falls back to ``"body"`` when they cover less than 2% of the body.
 
     Args:
         image: grey image ``(H, W)``.
-        kind: ``"brain"``, ``"lung"`` or ``"body"``.
+        kind: ``"brain"``, ``"lung"`` (or ``"chest"``) or ``"body"``.
         margin: erosion of the brain mask in pixels; default ``min(2, min(H, W) // 128)`` (0 below
             128 px, where the skull ring is only about 2 px thick). Ignored for other kinds.
 
     Returns:
         boolean mask ``(H, W)``; all ``False`` for a constant image.
     """
-    if kind not in ("brain", "lung", "body"):
-        raise ValueError(f"kind must be 'brain', 'lung' or 'body', got {kind!r}.")
+    if kind not in ANATOMIES:
+        raise ValueError(f"anatomy kind must be one of {', '.join(ANATOMIES)}, got {kind!r}: choose one of them.")
     u8 = _to_uint8(_as_2d(image, "image"))
     body = _body(u8)
     if kind == "brain":
         margin = min(2, min(u8.shape) // 128) if margin is None else int(margin)
         out = _brain(u8, body, margin)
-    elif kind == "lung":
-        out = _lung(u8, body)
+    elif kind in ("lung", "chest"):
+        out = lung_mask(u8)
+        out = out if out.sum() >= 0.02 * body.sum() else None
     else:
         out = body
     return body if out is None else out

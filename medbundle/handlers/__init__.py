@@ -8,6 +8,8 @@
 - :mod:`~medbundle.handlers.run_record`: :class:`RunRecord`, the run's ``run.json`` once training starts;
 - :mod:`~medbundle.handlers.predictions_writer`: :class:`PredictionsWriter` (``predictions.csv``);
 - :mod:`~medbundle.handlers.classification_report`: :class:`ClassificationReport` of a labelled test set;
+- :mod:`~medbundle.handlers.calibration_fit`: :class:`CalibrationFit`, ``calibration.json`` from the validation split;
+- :mod:`~medbundle.handlers.predictive_uncertainty`: :class:`PredictiveUncertainty`, entropy from TTA / MC dropout;
 - :mod:`~medbundle.handlers.batchnorm_recalibration`: :class:`BatchNormRecalibration` ("precise BN");
 - :mod:`~medbundle.handlers.phase_schedule`: :class:`PhaseSchedule`, training phases and early stopping;
 - :mod:`~medbundle.handlers.explanation_report`: :class:`ExplanationReport` of an evaluator's images;
@@ -17,6 +19,7 @@
 from __future__ import annotations
 
 from medbundle.handlers.batchnorm_recalibration import BatchNormRecalibration
+from medbundle.handlers.calibration_fit import CalibrationFit
 from medbundle.handlers.checkpoint_saver import (
     CheckpointSaver,
     interval_checkpoints,
@@ -28,6 +31,7 @@ from medbundle.handlers.epoch_logger import EpochLogger, EpochLogState
 from medbundle.handlers.explanation_report import ExplanationReport
 from medbundle.handlers.phase_schedule import PhaseSchedule
 from medbundle.handlers.predictions_writer import PredictionsWriter
+from medbundle.handlers.predictive_uncertainty import PredictiveUncertainty
 from medbundle.handlers.random_state import RandomState
 from medbundle.handlers.resume import Resume
 from medbundle.handlers.run_record import RunRecord
@@ -35,6 +39,7 @@ from medbundle.handlers.tensorboard_gradcam import TensorBoardGradCAM
 
 __all__ = [
     "BatchNormRecalibration",
+    "CalibrationFit",
     "CheckpointSaver",
     "ClassificationReport",
     "EpochLogState",
@@ -42,6 +47,7 @@ __all__ = [
     "ExplanationReport",
     "PhaseSchedule",
     "PredictionsWriter",
+    "PredictiveUncertainty",
     "RandomState",
     "Resume",
     "RunRecord",

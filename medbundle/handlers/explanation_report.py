@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from ignite.engine import Engine, Events
 
-from medbundle.explain.anatomy import anatomy_mask, restrict_to_anatomy, spillover_fraction
+from medbundle.errors import OptionError
+from medbundle.explain.anatomy import ANATOMIES, anatomy_mask, restrict_to_anatomy, spillover_fraction
 from medbundle.explain.measures import (
     attention_statistics,
     cascading_randomisation,
@@ -69,11 +70,14 @@ class ExplanationReport:
     - ``explanations.csv``: one row per image: id, label, prediction, confidence and, per method,
       the localisation measures against the ground-truth mask (pointing game, relevance mass,
       relevance rank, AUPRC; only where the item has a ``mask``), the relevance fraction outside the
-      anatomy (``spillover``) and the deletion and insertion AUCs;
-    - ``summary.json``: the summaries of those columns per method, the same localisation measures
-      for random smooth maps (the baseline "far better than random" is judged against), attention
-      statistics per class, stability under noise and the cascading randomisation check (on the
-      first ``sanity_images`` images, for ``sanity_methods``);
+      anatomy (``spillover``) and the deletion and insertion AUCs; with ``anatomy`` set, the fraction of the
+      image the anatomy mask covers (``anatomy_fraction``);
+    - ``summary.json``: the summaries of those columns per method (spillover also per class, true class when
+      labels are known), the same localisation measures for random smooth maps (the baseline "far better than
+      random" is judged against), the anatomy mask's size and the spillover of a uniform map (its chance
+      level: the fraction of the image outside the mask), attention statistics per class (centre of mass,
+      spread, agreement) and across classes (correlation of the class-mean maps), stability under noise and
+      the cascading randomisation check (on the first ``sanity_images`` images, for ``sanity_methods``);
     - ``pictures/<method>/``: image / heat map / overlay triplets (lesion outline drawn when known)
       for up to ``pictures_per_class`` images of each predicted class, a grid per true (or predicted)
       class, and the mean map per class.
@@ -84,8 +88,10 @@ class ExplanationReport:
         methods: names from :data:`medbundle.explain.registry.METHODS`.
         method_kwargs: per-method keyword arguments (``{"occlusion": {"mask_size": 8}}``).
         target_layer: layer of the CAM methods; None finds the last spatial convolution.
-        anatomy: ``"brain"``, ``"lung"``, ``"body"`` or None: the anatomy mask maps are scored against
-            for spillover, and maps are restricted to it in the pictures when ``restrict`` is set.
+        anatomy: ``"brain"`` (head CT / MRI), ``"lung"`` (or ``"chest"``: frontal chest X-ray, the lung fields of
+            :func:`medbundle.explain.lungs.lung_mask`), ``"body"``, or None (also ``"none"``): the anatomy mask
+            of :func:`medbundle.explain.anatomy.anatomy_mask` maps are scored against for spillover, and maps are
+            restricted to it in the pictures when ``restrict`` is set.
         restrict: zero the heat maps outside the anatomy in the pictures.
         pictures_per_class: triplets written per predicted class and method.
         sanity_images: images used by the stability and randomisation checks (0 skips them).
@@ -122,7 +128,7 @@ class ExplanationReport:
         self.methods = list(methods)
         self.method_kwargs = method_kwargs or {}
         self.target_layer = target_layer
-        self.anatomy = anatomy
+        self.anatomy = _anatomy_kind(anatomy)
         self.restrict = as_bool(restrict, "ExplanationReport's restrict (bundle key restrict_to_anatomy)")
         self.pictures_per_class = pictures_per_class
         self.sanity_images = sanity_images
@@ -198,6 +204,8 @@ class ExplanationReport:
             for i in range(n)
         ]
         summary: dict[str, Any] = {"n_images": n, "methods": {}, "class_names": self.class_names}
+        if anatomy is not None:
+            summary["anatomy"] = self._anatomy_summary(anatomy, records)
         if masks is not None:
             baseline = random_baseline_localisation(masks)
             summary["random_baseline_localisation"] = baseline["summary"]
@@ -217,14 +225,38 @@ class ExplanationReport:
             stats = attention_statistics(maps, labels if labels else self.preds)
             summary["methods"][name] = {
                 "per_image_summary": summarise([{k: v[i] for k, v in columns.items()} for i in range(n)]),
-                "attention": {"per_class": _named(stats["per_class"], self.class_names)},
+                "attention": {
+                    "per_class": _named(stats["per_class"], self.class_names),
+                    "between_classes": [
+                        {"classes": [self.class_names[k] for k in r["classes"]], "correlation": r["correlation"]}
+                        for r in stats["between_classes"]
+                    ],
+                },
             }
+            if anatomy is not None:
+                groups = labels if labels else self.preds
+                summary["methods"][name]["spillover_per_class"] = {
+                    self.class_names[k]: summarise([{"spillover": columns["spillover"][i]}
+                                                    for i in range(n) if groups[i] == k])["spillover"]
+                    for k in sorted(set(groups))
+                }
             if hasattr(self.explainers[name], "layer_name"):
                 summary["methods"][name]["target_layer"] = self.explainers[name].layer_name(images[:1])
             self._pictures(name, gray, maps, masks, anatomy, labels, stats["mean_maps"])
         self._sanity_checks(engine, images, summary)
         self._write(records, summary)
         self.summary = summary
+
+    def _anatomy_summary(self, anatomy: np.ndarray, records: list[dict]) -> dict:
+        """The anatomy masks' sizes (also a column of ``records``) and the spillover of a uniform map (chance)."""
+        fractions = anatomy.reshape(len(anatomy), -1).mean(axis=1)
+        for record, fraction in zip(records, fractions):
+            record["anatomy_fraction"] = float(fraction)
+        return {
+            "kind": self.anatomy,
+            "mask_fraction": summarise([{"f": float(f)} for f in fractions])["f"],
+            "uniform_map_spillover": float(1.0 - fractions.mean()),
+        }
 
     def _pictures(self, name, gray, maps, masks, anatomy, labels, mean_maps) -> None:
         folder = self.output_dir / "pictures" / name
@@ -267,6 +299,11 @@ class ExplanationReport:
         logger.info(f"explanations of {len(records)} images ({', '.join(self.methods)}) -> {self.output_dir}")
         for name, stats in summary["methods"].items():
             s = stats["per_image_summary"]
+            if "spillover" in s:
+                logger.info(
+                    f"{name}: {s['spillover']['mean']:.3f} of the relevance outside the {summary['anatomy']['kind']} "
+                    f"(a uniform map: {summary['anatomy']['uniform_map_spillover']:.3f})"
+                )
             if "pointing_game" in s:
                 base = summary["random_baseline_localisation"]
                 logger.info(
@@ -274,6 +311,16 @@ class ExplanationReport:
                     f"relevance mass {s['relevance_mass_accuracy']['mean']:.3f} "
                     f"(random {base['relevance_mass_accuracy']['mean']:.3f})"
                 )
+
+
+def _anatomy_kind(anatomy: str | None) -> str | None:
+    """The anatomy ``kind`` of :func:`anatomy_mask`, or None for none; checked when the handler is built."""
+    if anatomy is None or str(anatomy).strip().lower() in ("", "none", "null"):
+        return None
+    if anatomy not in ANATOMIES:
+        raise OptionError(f"anatomy={anatomy!r} (ExplanationReport, bundle key anatomy) is not an anatomy: "
+                          f"use one of {', '.join(ANATOMIES)}, or none")
+    return anatomy
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:

@@ -12,6 +12,7 @@ import torch
 from ignite.engine import Engine, Events
 from monai.handlers import from_engine
 
+from medbundle.calibration import apply_calibration, calibration_columns, load_calibration
 from medbundle.report import write_predictions_csv
 from medbundle.runtime import is_rank_zero
 
@@ -48,6 +49,12 @@ class PredictionsWriter:
             only when every item of the batch has one.
         batch_transform: maps ``engine.state.batch`` to the id of every item (None where unknown). The default
             reads ``id`` of each item.
+        calibration_path: a ``calibration.json`` written by evaluation (:mod:`medbundle.calibration`); when it exists
+            and belongs to ``model_path``, the CSV gains calibrated probabilities, the binary decision, the conformal
+            prediction set, its size and ``refer``. Missing: the plain columns only.
+        model_path: the model file the predictions come from (checked against the record's SHA-256).
+        uncertainty: a :class:`~medbundle.handlers.PredictiveUncertainty` attached to the same engine: adds the
+            ``entropy`` column.
     """
 
     def __init__(
@@ -56,11 +63,17 @@ class PredictionsWriter:
         class_names: Sequence[str],
         output_transform: Callable[[Any], tuple[Sequence, Sequence | None]] = _pred_and_label,
         batch_transform: Callable[[Any], Sequence[Any]] = _item_ids,
+        calibration_path: str | None = None,
+        model_path: str | None = None,
+        uncertainty: Any = None,
     ) -> None:
         self.output_dir = Path(output_dir)
         self.class_names = list(class_names)
         self.output_transform = output_transform
         self.batch_transform = batch_transform
+        self.calibration_path = calibration_path
+        self.model_path = model_path
+        self.uncertainty = uncertainty
         self.ids: list[str] = []
         self.probs: list[np.ndarray] = []
         self.labels: list[int] = []
@@ -88,5 +101,20 @@ class PredictionsWriter:
         if is_rank_zero():
             labels = np.asarray(self.labels) if len(self.labels) == len(self.ids) else None
             path = self.output_dir / "predictions.csv"
-            write_predictions_csv(path, self.ids, np.stack(self.probs), self.class_names, y_true=labels)
+            probs = np.stack(self.probs)
+            calibration, entropy = self.calibration(), self.entropy()
+            applied = apply_calibration(probs, calibration) if calibration else None
+            if applied is not None:
+                logger.info(f"applied {self.calibration_path} (temperature {calibration['temperature']:.3f}, conformal "
+                            f"alpha {calibration['conformal']['alpha']})")
+            write_predictions_csv(path, self.ids, probs, self.class_names, y_true=labels,
+                                  extra_columns=calibration_columns(applied, self.class_names, entropy))
             logger.info(f"wrote {len(self.ids)} predictions to {path}")
+
+    def calibration(self) -> dict | None:
+        """The calibration record of ``calibration_path`` when it belongs to ``model_path`` and these classes."""
+        return load_calibration(self.calibration_path, self.model_path, self.class_names)
+
+    def entropy(self) -> np.ndarray | None:
+        """The entropies of the attached uncertainty handler, one per item, or None."""
+        return None if self.uncertainty is None else self.uncertainty.values(len(self.ids))

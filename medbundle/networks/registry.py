@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from torch import nn
 
-__all__ = ["NetworkSpec", "register_network", "network_spec", "gradcam_layer", "head_prefixes"]
+__all__ = ["NetworkSpec", "register_network", "network_spec", "gradcam_layer", "head_prefixes", "backbone_blocks"]
 
 # a fixed layer name, or a rule ``(model or class, (height, width)) -> layer name`` for size-dependent choices
 GradCAMLayer = str | Callable[[nn.Module | type, tuple[int, int]], str] | None
@@ -35,6 +35,9 @@ class NetworkSpec:
         in_channels: input channels of the default configuration.
         spatial_size: a typical input (height, width).
         min_size: the smallest input side the network runs at.
+        blocks: the backbone's blocks from the input to the head, each a tuple of parameter-name prefixes (for the
+            transfer strategies that unfreeze the last N blocks: :func:`medbundle.training.transfer_phases`); empty:
+            each ``backbone`` prefix is one block.
     """
 
     gradcam_layer: GradCAMLayer = None
@@ -43,6 +46,7 @@ class NetworkSpec:
     in_channels: int | None = None
     spatial_size: tuple[int, int] | None = None
     min_size: int | None = None
+    blocks: tuple[tuple[str, ...], ...] = ()
 
 
 def register_network(
@@ -54,6 +58,7 @@ def register_network(
     in_channels: int | None = None,
     spatial_size: Sequence[int] | None = None,
     min_size: int | None = None,
+    blocks: Sequence[Sequence[str] | str] = (),
 ):
     """Register a network class with its :class:`NetworkSpec`; a class decorator, or a call for a foreign class.
 
@@ -63,7 +68,7 @@ def register_network(
     Args:
         cls: the class, for the call form (``register_network(ResNet, gradcam_layer="layer4", head=("fc",))``);
             omitted in the decorator form (``@register_network(gradcam_layer=..., head=("classifier",))``).
-        gradcam_layer, head, backbone, in_channels, spatial_size, min_size: the :class:`NetworkSpec` fields.
+        gradcam_layer, head, backbone, in_channels, spatial_size, min_size, blocks: the :class:`NetworkSpec` fields.
 
     Returns:
         ``cls`` (call form) or a decorator that registers and returns its class.
@@ -75,6 +80,7 @@ def register_network(
         in_channels=in_channels,
         spatial_size=None if spatial_size is None else (int(spatial_size[0]), int(spatial_size[-1])),
         min_size=min_size,
+        blocks=tuple((b,) if isinstance(b, str) else tuple(b) for b in blocks),
     )
 
     def register(klass: type) -> type:
@@ -175,3 +181,16 @@ def head_prefixes(model: nn.Module | type) -> list[str]:
     spec = network_spec(model)
     _, _, path = _find(model)
     return [f"{path}.{p}" if path else p for p in spec.head]
+
+
+def backbone_blocks(model: nn.Module | type) -> list[list[str]]:
+    """The backbone's blocks from the input to the head, each a list of parameter-name prefixes as they appear in
+    ``model.named_parameters()`` (the wrapper's path prepended, as in :func:`head_prefixes`).
+
+    Raises:
+        LookupError: the network is not registered (see :func:`network_spec`).
+    """
+    spec = network_spec(model)
+    _, _, path = _find(model)
+    blocks = spec.blocks or tuple((p,) for p in spec.backbone)
+    return [[f"{path}.{p}" if path else p for p in block] for block in blocks]

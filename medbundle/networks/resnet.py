@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
 
-import torch
 from monai.networks.nets import ResNet
 from monai.networks.nets import resnet50 as monai_resnet50
 from torch import nn
 
+from medbundle.networks.pretrained import load_backbone, read_state_dict
 from medbundle.networks.registry import register_network
 
 __all__ = ["resnet50", "load_torchvision_resnet"]
@@ -29,6 +28,7 @@ register_network(
     in_channels=1,
     spatial_size=(224, 224),
     min_size=32,
+    blocks=[("conv1", "bn1"), "layer1", "layer2", "layer3", "layer4"],
 )
 
 
@@ -84,31 +84,10 @@ def load_torchvision_resnet(model: ResNet, path: str | os.PathLike) -> ResNet:
         FileNotFoundError: no file at ``path``.
         ValueError: keys missing, unexpected or of the wrong shape (the message lists the first ones).
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"{path}: no pretrained weights there. Give the path of a local torchvision ResNet state dict "
-            "(--pretrained), or null to train from scratch; medbundle never downloads weights."
-        )
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model"):
-        if isinstance(state, Mapping) and key in state and isinstance(state[key], Mapping):
-            state = state[key]
-    state = {k.removeprefix("module."): v for k, v in state.items() if not k.removeprefix("module.").startswith("fc.")}
-    own = model.state_dict()
-    if "conv1.weight" in state:
-        w, want = state["conv1.weight"], own["conv1.weight"].shape[1]
-        if w.ndim == 4 and w.shape[1] != want:
-            state["conv1.weight"] = w.sum(1, keepdim=True) if want == 1 else w.mean(1, keepdim=True).repeat(1, want, 1, 1)
-    wanted = {k for k in own if not k.startswith("fc.")}
-    missing, unexpected = sorted(wanted - state.keys()), sorted(state.keys() - wanted)
-    wrong = sorted(k for k in wanted & state.keys() if tuple(state[k].shape) != tuple(own[k].shape))
-    if missing or unexpected or wrong:
-        raise ValueError(
-            f"{path}: not a torchvision state dict of this ResNet (missing {missing[:5]}, unexpected {unexpected[:5]}, "
-            f"wrong shape {[(k, tuple(state[k].shape), tuple(own[k].shape)) for k in wrong[:3]]}; "
-            f"{len(missing)}/{len(unexpected)}/{len(wrong)} in all). Give a ResNet50 state dict saved from torchvision."
-        )
-    model.load_state_dict(state, strict=False)
+    hint = "Give a ResNet50 state dict saved from torchvision"
+    state = read_state_dict(path, hint)
+    load_backbone(model, state, path, is_head=lambda k: k.startswith("fc."), stem="conv1.weight",
+                  what="a torchvision ResNet", hint=hint)
     logger.info("ResNet: loaded pretrained weights from %s (conv1 adapted to %d channel(s), new head)", path,
-                own["conv1.weight"].shape[1])
+                model.conv1.weight.shape[1])
     return model

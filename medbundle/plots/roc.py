@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -14,7 +14,8 @@ from medbundle.plots.figure import _DPI, _colors, agg_figure, save_png
 __all__ = ["plot_roc"]
 
 
-def plot_roc(y_true: Any, probs: Any, class_names: Sequence[str], path: str | os.PathLike) -> None:
+def plot_roc(y_true: Any, probs: Any, class_names: Sequence[str], path: str | os.PathLike,
+             operating_points: Mapping[int, tuple[float, float]] | None = None) -> None:
     """Draw one-vs-rest ROC curves with their AUC in the legend and save them as PNG (atomically).
 
     For 2 classes a single curve is drawn for the positive class (index 1). A class absent from
@@ -26,6 +27,8 @@ def plot_roc(y_true: Any, probs: Any, class_names: Sequence[str], path: str | os
         probs: class probabilities, shape ``(N, C)``.
         class_names: ``C`` class names.
         path: output PNG path.
+        operating_points: optional ``{class index: (false positive rate, true positive rate)}`` of the decisions
+            taken (argmax, or a threshold), marked on the curves; for 2 classes the point of class 1 is drawn.
     """
     from sklearn.metrics import roc_curve
 
@@ -48,7 +51,13 @@ def plot_roc(y_true: Any, probs: Any, class_names: Sequence[str], path: str | os
                 continue
             fpr, tpr, _ = roc_curve(pos.astype(np.int64), p[:, k])
             ax.plot(fpr, tpr, color=color, linewidth=2, label=f"{label} (AUC = {auc:.3f})")
+            point = (operating_points or {}).get(k)
+            if point is not None and None not in point:
+                ax.plot(*point, marker="o", markersize=9, markeredgecolor="black", color=color, linestyle="none")
             drawn += 1
+        if operating_points:
+            ax.plot([], [], marker="o", markeredgecolor="black", color="white", linestyle="none",
+                    label="operating point")
         if drawn == 0:
             ax.text(0.5, 0.5, "ROC undefined:\nonly one class present in y_true", ha="center", va="center",
                     transform=ax.transAxes, fontsize=11, color="0.3")

@@ -20,6 +20,7 @@ from medbundle.runs.bundle import (
     log_run,
     medbundle_home,
     require_file,
+    trained_model,
 )
 from medbundle.runs.lock import LOCK_NAME, RunFolderLocked, lock_run, unlock_run
 from medbundle.runs.rebuild import build_network, check_run, recorded, recorded_network
@@ -43,6 +44,7 @@ __all__ = [
     "class_names",
     "log_run",
     "require_file",
+    "trained_model",
     "record_run",
     "read_record",
     "data_fingerprint",

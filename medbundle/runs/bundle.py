@@ -20,6 +20,7 @@ __all__ = [
     "class_names",
     "log_run",
     "require_file",
+    "trained_model",
 ]
 
 logger = logging.getLogger("medbundle.runs")
@@ -98,3 +99,20 @@ def require_file(path: str, what: str, hint: str) -> str:
     if not Path(path).is_file():
         raise FileNotFoundError(f"no {what} at {path}: {hint}")
     return path
+
+
+def trained_model(output_dir: str | os.PathLike, bundle_root: str | os.PathLike) -> str:
+    """The model an inference uses: ``<output_dir>/models/model.pt`` when the run folder holds a trained model, else
+    the model shipped with the bundle (``<bundle_root>/models/model.pt``), else the run folder's path (so that the
+    missing-model message names the run folder).
+
+    Args:
+        output_dir: the run folder.
+        bundle_root: the bundle folder.
+    """
+    run_model = Path(output_dir).expanduser() / "models" / "model.pt"
+    shipped = Path(bundle_root) / "models" / "model.pt"
+    if run_model.is_file() or not shipped.is_file():
+        return str(run_model)
+    logger.info("no trained model in %s: using the model shipped with the bundle, %s", output_dir, shipped)
+    return str(shipped)

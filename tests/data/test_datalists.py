@@ -118,3 +118,19 @@ def test_load_labelled_reads_any_layout_without_splitting(tmp_path):
     assert [item["label"] for item in load_labelled(mat, ["a", "b", "c"])] == [0, 1, 2, 0, 1, 2]
     with pytest.raises(DataError, match="no data found"):
         load_labelled(tmp_path / "split" / "train" / "NORMAL", ["NORMAL", "HEMORRHAGE"])
+
+
+def test_a_tiny_validation_split_joins_training_and_is_made_again(tmp_path, caplog):
+    from helpers.data import make_class_tree
+
+    make_class_tree(tmp_path / "train", {"NORMAL": 20, "PNEUMONIA": 20})
+    make_class_tree(tmp_path / "val", {"NORMAL": 2, "PNEUMONIA": 2}, prefix="v")
+    make_class_tree(tmp_path / "test", {"NORMAL": 3, "PNEUMONIA": 3}, prefix="t")
+    kept = load_datalists(tmp_path, ["NORMAL", "PNEUMONIA"], check=False)
+    assert len(kept["val"]) == 4  # min_val_size 0: the data's own split, however small
+    with caplog.at_level(logging.WARNING, logger="medbundle.data"):
+        made = load_datalists(tmp_path, ["NORMAL", "PNEUMONIA"], check=False, min_val_size=10, val_fraction=0.25)
+    assert "fewer than min_val_size 10" in caplog.text
+    assert len(made["val"]) == 11 and len(made["train"]) == 33 and len(made["test"]) == 6  # 25 % of the 44
+    assert {i["id"] for i in made["test"]} == {i["id"] for i in kept["test"]}  # the data's test split is kept
+    assert any(i["id"].startswith("val/") for i in made["train"] + made["val"])

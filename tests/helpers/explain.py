@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 import torch
 from torch import nn
 
@@ -49,3 +50,30 @@ def class_blob_explainer(calls: list | None = None):
         return torch.as_tensor(np.stack(maps), dtype=torch.float32)[:, None]
 
     return explain
+
+
+def chest_xray_phantom(size: int = 128, seed: int = 0, consolidation: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """A frontal chest X-ray drawing: dark air, arms beside a soft-tissue thorax, two dark lungs crossed by bright
+    ribs, a bright spine and heart, noise; ``consolidation`` fills the lower two thirds of the image-left lung with a
+    bright opacity. Returns ``(image float32 in [0, 1], true lung mask)``; position and size vary with ``seed``."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    cx, cy, s = 0.5 + rng.uniform(-0.03, 0.03), rng.uniform(-0.03, 0.03), rng.uniform(0.95, 1.05)
+    x, y = (xx - cx) / s, (yy - 0.5 - cy) / s + 0.5
+    img = np.full((size, size), 0.04)
+    img[((x / 0.4) ** 2 + ((y - 0.62) / 0.62) ** 2) < 1] = 0.62  # thorax and abdomen
+    for side in (-1, 1):
+        img[(np.abs(x - side * 0.45) < 0.04) & (y > 0.15)] = 0.55  # arms, a dark gap from the chest wall
+    lungs = np.zeros((size, size), bool)
+    for side in (-1, 1):
+        lungs |= (((x - side * 0.19) / 0.13) ** 2 + ((y - 0.45) / 0.3) ** 2 < 1) & (y < 0.7)
+    img[lungs] = 0.22
+    ribs = (np.sin(2 * np.pi * (y + 0.4 * x**2) * 9) > 0.6) & lungs
+    img[ribs] += 0.12
+    img[np.abs(x) < 0.045] = 0.85  # spine and mediastinum
+    heart = (((x - 0.05) / 0.13) ** 2 + ((y - 0.62) / 0.1) ** 2) < 1
+    img[heart] = np.maximum(img[heart], 0.7)
+    if consolidation:
+        img[lungs & (x < 0) & (y > 0.3)] = 0.6
+    img = ndimage.gaussian_filter(img, size / 128) + rng.normal(0, 0.02, img.shape)
+    return np.clip(img, 0, 1).astype(np.float32), lungs & ~heart

@@ -32,6 +32,10 @@ SMALL_NETWORKS = {  # a builder of a small instance of each registered network, 
     "five_block_bn": (lambda: FiveBlockCNN(features=(4, 8, 8, 8, 8), pooled_size=1, batch_norm=True), 64),
     "baseline": (lambda: BaselineCNN(spatial_size=(32, 32), dense=8), 32),
     "resnet50": (lambda: resnet50(num_classes=4), 64),
+    "attention_cnn": (lambda: networks.AttentionCNN(), 64),
+    "densenet121": (lambda: networks.densenet121(), 64),
+    "efficientnet_b0": (lambda: networks.efficientnet_b0(), 64),
+    "efficientnet_lite0": (lambda: networks.EfficientNetLite0(pretrained=False), 64),
 }
 
 

@@ -1,4 +1,5 @@
-"""Attention statistics of saliency maps: centre of mass and spread per image, mean map and agreement per class.
+"""Attention statistics of saliency maps: centre of mass and spread per image, mean map and agreement per class,
+similarity of the class-mean maps across classes.
 
 Conventions (inputs, NaN, per-image records): see :mod:`medbundle.explain.measures`.
 """
@@ -25,7 +26,8 @@ def attention_statistics(maps: Any, labels: Any) -> dict[str, Any]:
     ``sqrt(Var_w[u] + Var_w[v])`` (RMS distance from the centre of mass; ``spread_row`` / ``spread_col`` are the
     per-axis ``sqrt(Var_w)``). Per class: mean map ``mean_i S_i`` and agreement = mean Pearson correlation over
     all pairs of the class's maps (NaN for fewer than 2 maps; a constant map correlates 0 with a structured one
-    and 1 with another constant one).
+    and 1 with another constant one). Across classes: the Pearson correlation of the mean maps of every pair of
+    classes (near 1: the model looks at the same place whatever the class; a constant mean map correlates 0).
 
     Args:
         maps: ``(N,H,W)`` or ``(N,1,H,W)``.
@@ -34,8 +36,9 @@ def attention_statistics(maps: Any, labels: Any) -> dict[str, Any]:
     Returns:
         ``{"per_image": [{"index", "label", "com_row", "com_col", "spread", "spread_row", "spread_col"}]`` (NaN for
         an all-zero map), ``"per_class": {label: {"n", "agreement", "com_row", "com_col", "spread"}}`` (means of
-        the per-image values), ``"mean_maps": {label: np.ndarray (H,W)}}``; everything is JSON-ready except
-        ``mean_maps`` (drop it or ``.tolist()`` it before dumping).
+        the per-image values), ``"between_classes": [{"classes": [a, b], "correlation"}]`` (every pair of classes,
+        in label order), ``"mean_maps": {label: np.ndarray (H,W)}}``; everything is JSON-ready except ``mean_maps``
+        (drop it or ``.tolist()`` it before dumping).
     """
     s = np.clip(_stack_maps(maps), 0, None)
     labels = np.asarray(labels.detach().cpu() if isinstance(labels, torch.Tensor) else labels).reshape(-1).tolist()
@@ -64,4 +67,8 @@ def attention_statistics(maps: Any, labels: Any) -> dict[str, Any]:
             **{k: _nanmean([per_image[i][k] for i in idx]) for k in ("com_row", "com_col", "spread")},
         }
         mean_maps[lab] = s[idx].mean(axis=0)
-    return {"per_image": per_image, "per_class": per_class, "mean_maps": mean_maps}
+    between = [
+        {"classes": [a, b], "correlation": _corr(mean_maps[a], mean_maps[b], "pearson")}
+        for a, b in combinations(mean_maps, 2)
+    ]
+    return {"per_image": per_image, "per_class": per_class, "between_classes": between, "mean_maps": mean_maps}

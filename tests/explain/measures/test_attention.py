@@ -31,3 +31,17 @@ def test_attention_statistics():
     same = attention_statistics(np.stack([maps[2]] * 3)[:, None], [1, 1, 1])
     assert same["per_class"][1]["agreement"] == pytest.approx(1.0)
     json.dumps({k: v for k, v in out.items() if k != "mean_maps"})
+
+
+def test_attention_between_classes():
+    """Class-mean maps of every pair of classes are correlated: same place ~1, far apart ~0 (or below)."""
+    here, there = blob(16, 16, 4, 4), blob(16, 16, 12, 12)
+    maps = np.stack([here, 0.5 * here, here, there])
+    out = attention_statistics(maps, [0, 0, 1, 2])
+    pairs = {tuple(r["classes"]): r["correlation"] for r in out["between_classes"]}
+    assert list(pairs) == [(0, 1), (0, 2), (1, 2)]
+    assert pairs[(0, 1)] == pytest.approx(1.0)
+    assert pairs[(0, 2)] < 0.1 and pairs[(1, 2)] == pytest.approx(pairs[(0, 2)])
+    one = attention_statistics(maps[:1], [0])
+    assert one["between_classes"] == []  # a single class: no pair
+    json.dumps(out["between_classes"])

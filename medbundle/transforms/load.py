@@ -1,12 +1,13 @@
-"""Transforms that turn any supported 2D image into a one-channel float image.
+"""Loading any supported 2D image file as a one-channel float image: :class:`LoadImage2D` and its dictionary twin.
 
 MONAI's ``LoadImage`` reads the files, through medbundle's readers: PNG/JPEG/BMP/TIFF as intensities (palette,
-CMYK, 1-bit... converted; :mod:`medbundle.data.pillow`), DICOM with its modality LUT and MONOCHROME1 inverted
-(:mod:`medbundle.data.dicom`), NIfTI (nibabel); every image is first checked against a pixel limit read from its
-header (:mod:`medbundle.data.limits`). medbundle adds slices of seed-style ``.mat`` files (``"/data/Train.mat#12"``, see
-:class:`medbundle.data.MatSliceReader`) and rows of parquet image tables (``"/data/train-0.parquet#7"``, see
-:class:`medbundle.data.parquet.ParquetRowReader`), and reads every format in the same (row, column) order, so
-that a model trained on ``.mat`` slices sees exported PNGs of the same slices the same way round.
+CMYK, 1-bit... converted; :mod:`medbundle.data.pillow`), DICOM with its modality LUT, VOI LUT or window and
+MONOCHROME1 inverted (:mod:`medbundle.data.dicom`), NIfTI (nibabel); every image is first checked against a pixel
+limit read from its header (:mod:`medbundle.data.limits`). medbundle adds slices of seed-style ``.mat`` files
+(``"/data/Train.mat#12"``, see :class:`medbundle.data.MatSliceReader`) and rows of parquet image tables
+(``"/data/train-0.parquet#7"``, see :class:`medbundle.data.parquet.ParquetRowReader`), and reads every format in the
+same (row, column) order, so that a model trained on ``.mat`` slices sees exported PNGs of the same slices the same
+way round.
 """
 
 from __future__ import annotations
@@ -25,58 +26,9 @@ from medbundle.data.limits import MAX_PIXELS, allow_pil_pixels, check_pixels
 from medbundle.data.matfile import MatSliceReader
 from medbundle.data.parquet import ParquetRowReader
 from medbundle.data.pillow import PillowReader
+from medbundle.transforms.grayscale import ToGrayscale
 
-__all__ = ["ToGrayscale", "ToGrayscaled", "LoadImage2D", "LoadImage2Dd"]
-
-_LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
-
-
-class ToGrayscale(Transform):
-    """Reduce a channel-first 2D image to one channel.
-
-    One channel is kept; RGB becomes BT.601 luminance; RGBA drops alpha first; grey+alpha keeps
-    grey. Trailing singleton spatial dimensions (a 2D DICOM or NIfTI read as H x W x 1) are removed.
-
-    Args:
-        filename: name used in error messages when the image is not 2D.
-    """
-
-    def __call__(self, img: torch.Tensor, filename: str = "") -> torch.Tensor:
-        while img.ndim > 3 and img.shape[-1] == 1:
-            img = img[..., 0]
-        if img.ndim != 3:
-            raise DataError(
-                f"{filename or 'image'}: expected a 2D image, got shape {tuple(img.shape[1:])} (after the channel). "
-                "medbundle classifies 2D slices: export the slices of a volume as 2D files."
-            )
-        c = img.shape[0]
-        if c == 1:
-            return img
-        if c in (3, 4):
-            if not img.is_floating_point():
-                img = img.float()
-            w = torch.as_tensor(_LUMA, dtype=img.dtype, device=img.device).view(3, 1, 1)
-            return (img[:3] * w).sum(0, keepdim=True)
-        return img[:1]
-
-
-class ToGrayscaled(MapTransform):
-    """Dictionary version of :class:`ToGrayscale`.
-
-    Args:
-        keys: keys of the images to convert.
-        allow_missing_keys: don't raise when a key is missing.
-    """
-
-    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.converter = ToGrayscale()
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.converter(d[key])
-        return d
+__all__ = ["LoadImage2D", "LoadImage2Dd"]
 
 
 class LoadImage2D(Transform):
@@ -84,9 +36,10 @@ class LoadImage2D(Transform):
 
     The reader is chosen by file name: ``.mat`` slices, parquet rows, PNG/JPEG/BMP/TIFF (rows first, pixels as
     intensities: :class:`medbundle.data.pillow.PillowReader`), NIfTI (array order as stored), DICOM by suffix or
-    content (rows first, modality LUT applied, MONOCHROME1 inverted: :class:`medbundle.data.dicom.DicomReader`), and
-    MONAI's defaults for anything else. Before decoding, the header's size is checked against ``max_pixels``. The
-    result is grey-scale (:class:`ToGrayscale`), float32, and any non-finite pixel is an error naming the file.
+    content (rows first, modality LUT, VOI LUT or window, MONOCHROME1 inverted:
+    :class:`medbundle.data.dicom.DicomReader`), and MONAI's defaults for anything else. Before decoding, the header's
+    size is checked against ``max_pixels``. The result is grey-scale (:class:`ToGrayscale`), float32, and any
+    non-finite pixel is an error naming the file.
 
     Args:
         data_key: image variable of ``.mat`` files.

@@ -1,4 +1,5 @@
-"""medbundle.transforms: ToGrayscale(d) and LoadImage2D(d) on PNG, JPEG, DICOM, NIfTI and .mat slices."""
+"""medbundle.transforms.load and .grayscale: ToGrayscale(d) and LoadImage2D(d) on PNG, JPEG, DICOM, NIfTI and .mat
+slices."""
 
 from __future__ import annotations
 
