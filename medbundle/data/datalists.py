@@ -107,19 +107,7 @@ def load_datalists(
     if not root.is_dir():
         raise DataError(f"{root}: no such folder. Point --dataset_dir at the folder that holds the data.")
     class_names = list(class_names)
-    class_keys = {_norm(c): i for i, c in enumerate(class_names)}
-    folder, layout = _find_layout(root, class_keys, data_key, label_key, class_names)
-    logger.info("%s: found %s layout in %s", root, layout, folder)
-    _log_macos_leftovers(root)
-    if layout == "datalist":
-        splits = _from_datalist(folder, root, class_names, class_keys)
-    elif layout == ".mat":
-        splits = _from_mat(folder, root, len(class_names), data_key, label_key)
-    elif layout == "parquet":
-        splits = _from_parquet(folder, root, class_names, class_keys, image_column, label_key, label_names,
-                               group_column)
-    else:
-        splits = _from_folders(folder, root, class_names, class_keys, layout)
+    folder, splits = _read_layout(root, class_names, data_key, label_key, image_column, label_names, group_column)
     if "train" not in splits:
         raise DataError(
             f"{folder}: no training data (found only the splits {sorted(splits)}). Add a train split, or put all "
@@ -157,6 +145,31 @@ def load_datalists(
     if check:
         _check_images([item["image"] for s in SPLITS for item in splits[s]], folder, image_column, max_pixels)
     return splits
+
+
+def _read_layout(
+    root: Path,
+    class_names: list[str],
+    data_key: str,
+    label_key: str,
+    image_column: str,
+    label_names: Sequence[str] | None,
+    group_column: str | None,
+) -> tuple[Path, dict[str, list[dict]]]:
+    """The folder holding the data under ``root`` and the items of each split the data provides, in whichever layout
+    it is (datalist, ``.mat``, parquet, class folders with or without split folders)."""
+    class_keys = {_norm(c): i for i, c in enumerate(class_names)}
+    folder, layout = _find_layout(root, class_keys, data_key, label_key, class_names)
+    logger.info("%s: found %s layout in %s", root, layout, folder)
+    _log_macos_leftovers(root)
+    if layout == "datalist":
+        return folder, _from_datalist(folder, root, class_names, class_keys)
+    if layout == ".mat":
+        return folder, _from_mat(folder, root, len(class_names), data_key, label_key)
+    if layout == "parquet":
+        return folder, _from_parquet(folder, root, class_names, class_keys, image_column, label_key, label_names,
+                                     group_column)
+    return folder, _from_folders(folder, root, class_names, class_keys, layout)
 
 
 def _require_classes(train: list[dict], class_names: list[str], folder: Path) -> None:
@@ -214,18 +227,7 @@ def load_labelled(
     path = Path(input_path).expanduser().resolve()
     if not path.is_dir():
         return list_inputs(path, data_key, label_key, class_names)
-    class_names = list(class_names)
-    class_keys = {_norm(c): i for i, c in enumerate(class_names)}
-    folder, layout = _find_layout(path, class_keys, data_key, label_key, class_names)
-    _log_macos_leftovers(path)
-    if layout == "datalist":
-        splits = _from_datalist(folder, path, class_names, class_keys)
-    elif layout == ".mat":
-        splits = _from_mat(folder, path, len(class_names), data_key, label_key)
-    elif layout == "parquet":
-        splits = _from_parquet(folder, path, class_names, class_keys, image_column, label_key, label_names, None)
-    else:
-        splits = _from_folders(folder, path, class_names, class_keys, layout)
+    folder, splits = _read_layout(path, list(class_names), data_key, label_key, image_column, label_names, None)
     items = sorted((item for part in splits.values() for item in part), key=lambda item: item["id"])
     if check:
         _check_images([item["image"] for item in items], folder, image_column, max_pixels)
