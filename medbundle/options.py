@@ -27,7 +27,8 @@ from typing import Any, Callable
 
 from medbundle.errors import OptionError, install_excepthook, set_run_folder
 
-__all__ = ["OptionError", "as_bool", "check_overrides", "check_command_line", "VALUE_RULES", "BOOLEAN_EXPRESSIONS"]
+__all__ = ["OptionError", "as_bool", "check_overrides", "check_command_line", "VALUE_RULES", "BOOLEAN_EXPRESSIONS",
+           "BOOLEAN_OR_PATH"]
 
 logger = logging.getLogger("medbundle.options")
 
@@ -36,6 +37,9 @@ _FALSE = {"false", "no", "off", "0"}
 BOOLEANS_HINT = "pass true or false (also accepted: True/False, yes/no, on/off, 1/0)"
 # keys whose default is an expression that yields a boolean (a bool default is recognised by itself)
 BOOLEAN_EXPRESSIONS = ("demo_data", "is_not_rank0")
+# keys that take a boolean or a file path (pretrained: true for installed weights, or a local state dict): a boolean
+# word becomes a boolean, anything else stays a path for the component to check (it names a missing file)
+BOOLEAN_OR_PATH = ("pretrained",)
 # named parameters of MONAI's bundle commands (run(), create_workflow(), ConfigWorkflow): not config keys
 _REFERENCE = re.compile(r"@([\w:#]+)")
 _MONAI_ARGS = {"run_id", "init_id", "final_id", "meta_file", "config_file", "logging_file", "tracking", "args_file",
@@ -236,6 +240,8 @@ def check_overrides(config: dict, overrides: dict, files: list[str] | None = Non
             try:
                 booleans[key] = as_bool(value, f"--{key}")
             except OptionError:
+                if key in BOOLEAN_OR_PATH:
+                    continue
                 also = " or auto" if default == "auto" else ""
                 problems.append(f"--{key} {value!r}: not a boolean; {BOOLEANS_HINT}{also}")
             continue

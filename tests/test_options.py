@@ -382,3 +382,13 @@ def test_command_line_check_with_an_explicit_argv(tmp_path, monkeypatch):
 ])
 def test_the_check_is_the_first_initialize_item(config):
     assert json.loads((REPO / config).read_text())["initialize"][0] == "$medbundle.options.check_command_line()"
+
+
+def test_pretrained_takes_a_boolean_word_or_a_path():
+    """``pretrained`` defaults to true (installed ImageNet weights) but also takes a local state dict: a boolean word
+    becomes a boolean, a path passes through for the network to check; other boolean keys stay strict."""
+    config = {"pretrained": True, "resume": False}
+    assert check_overrides(config, {"pretrained": "false"}) == {"pretrained": False}
+    assert check_overrides(config, {"pretrained": "/weights/lite0.pth"}) == {}
+    with pytest.raises(OptionError, match="--resume '/weights/lite0.pth': not a boolean"):
+        check_overrides(config, {"resume": "/weights/lite0.pth"})
