@@ -42,6 +42,12 @@ from medbundle.utils import atomic_write, atomic_write_csv
 
 __all__ = ["RunModel", "load_run", "compare", "main"]
 
+# the run's data options that read a labelled test folder as its training data was read (class aliases, metadata
+# table columns); a run recorded before an option existed gets its default
+_LOAD_OPTIONS = {"data_key": "data", "label_key": "label", "image_column": "image", "class_aliases": None,
+                 "table_file": None, "label_column": None, "finding_map": None, "row_filter": None,
+                 "group_column": None, "source_column": None}
+
 logger = logging.getLogger("medbundle.compare")
 
 METRICS = ("accuracy", "macro_f1", "balanced_accuracy", "auc_macro_ovr")
@@ -161,9 +167,8 @@ def compare(
         items, source = models[0].test_items(), f"test split of {models[0].folder}"
     else:
         parser = models[0].parser
-        items = load_labelled(input_path, class_names, data_key=parser.get_parsed_content("data_key", default="data"),
-                              label_key=parser.get_parsed_content("label_key", default="label"),
-                              image_column=parser.get_parsed_content("image_column", default="image"),
+        options = {key: parser.get_parsed_content(key, default=default) for key, default in _LOAD_OPTIONS.items()}
+        items = load_labelled(input_path, class_names, **{k: v for k, v in options.items() if v is not None},
                               max_pixels=parser.get_parsed_content("max_pixels", default=MAX_PIXELS))
         source = str(input_path)
     unlabelled = [it["id"] for it in items if not isinstance(it.get("label"), int)]

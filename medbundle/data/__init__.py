@@ -16,6 +16,7 @@ from medbundle.data.errors import DataError
 from medbundle.data.files import is_dicom
 from medbundle.data.imbalance import balanced_sampler, class_counts, class_weights
 from medbundle.data.kermany import KERMANY_GROUP_PATTERN, kermany_group
+from medbundle.data.layouts.folders import IMAGE_FOLDERS, MASK_FOLDERS
 from medbundle.data.matfile import MatSliceReader, read_mat
 from medbundle.data.parquet import ParquetRowReader, read_parquet
 from medbundle.data.splits import grouped_split, stratified_split
@@ -44,4 +45,6 @@ __all__ = [
     "ensure_demo_data",
     "KERMANY_GROUP_PATTERN",
     "kermany_group",
+    "MASK_FOLDERS",
+    "IMAGE_FOLDERS",
 ]

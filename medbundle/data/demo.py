@@ -294,7 +294,14 @@ def _make_xray_demo(out_dir: str | Path, **kwargs) -> Path:
     return make_xray_demo(out_dir, **kwargs)
 
 
-_GENERATORS = {"ct_infection": make_ct_demo, "alzheimer_mri": make_mri_demo, "pneumonia_xray": _make_xray_demo}
+def _make_chest_demo(out_dir: str | Path, **kwargs) -> Path:
+    from medbundle.data.demo_chest import make_chest_demo
+
+    return make_chest_demo(out_dir, **kwargs)
+
+
+_GENERATORS = {"ct_infection": make_ct_demo, "alzheimer_mri": make_mri_demo, "pneumonia_xray": _make_xray_demo,
+               "chest_xray": _make_chest_demo}
 
 
 def ensure_demo_data(dataset_dir: str | Path, task: str, **kwargs) -> str:
@@ -305,7 +312,7 @@ def ensure_demo_data(dataset_dir: str | Path, task: str, **kwargs) -> str:
 
     Args:
         dataset_dir: the bundle's ``dataset_dir``.
-        task: which generator (``"ct_infection"``, ``"alzheimer_mri"``, ``"pneumonia_xray"``).
+        task: which generator (``"ct_infection"``, ``"alzheimer_mri"``, ``"pneumonia_xray"``, ``"chest_xray"``).
         kwargs: passed to the generator (sizes, seed).
 
     Returns:

@@ -8,6 +8,7 @@ import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Sequence
 
 import nibabel
 import numpy as np
@@ -16,7 +17,7 @@ from PIL import Image
 
 from medbundle.data.dicom import dicom_intensities, is_dicom
 from medbundle.data.errors import DataError
-from medbundle.data.limits import MAX_PIXELS, allow_pil_pixels, check_pixels
+from medbundle.data.limits import MAX_PIXELS, allow_pil_pixels, check_pixels, image_shape
 from medbundle.data.names import ROW_PATTERN, SLICE_PATTERN
 from medbundle.data.parquet import decode_row
 from medbundle.data.pillow import PIL_SUFFIXES, to_intensities
@@ -152,24 +153,53 @@ def _image_error(path: str, image_column: str = "image", max_pixels: int | None 
 
 
 def _check_images(
-    images: list[str], folder: Path, image_column: str = "image", max_pixels: int | None = MAX_PIXELS
+    images: list[str],
+    folder: Path,
+    image_column: str = "image",
+    max_pixels: int | None = MAX_PIXELS,
+    masks: Sequence[tuple[str, str]] = (),
 ) -> None:
     """Open every image file and parquet row once (``.mat`` stacks are validated when read); report all failures.
+
+    Masks are checked from their headers only (no decoding): each must be readable and of its image's size.
 
     Args:
         images: the items' image names.
         folder: the data folder, named in the error.
         image_column: image column of parquet files.
         max_pixels: the most pixels one image may have (checked from the header, before decoding); None: no limit.
+        masks: ``(image, mask)`` file pairs (an item's ``"mask"``, ``"lung_mask"``); ``.mat`` slices and parquet rows
+            are left out (checked when read).
     """
     allow_pil_pixels(max_pixels)
     paths = sorted({image for image in images if not SLICE_PATTERN.match(image)})
+    indexed = (SLICE_PATTERN, ROW_PATTERN)
+    pairs = sorted({(i, m) for i, m in masks if not any(p.match(n) for p in indexed for n in (i, m))})
     with ThreadPoolExecutor(max_workers=min(32, 4 * (os.cpu_count() or 1))) as pool:
         errors = pool.map(lambda p: _image_error(p, image_column, max_pixels), paths)
         bad = [(p, e) for p, e in zip(paths, errors) if e is not None]
+        files = sorted({name for pair in pairs for name in pair})
+        shapes = dict(zip(files, pool.map(image_shape, files)))  # headers only, each file once
+    mismatched = [(m, e) for i, m in pairs if (e := _mask_error(shapes[i], shapes[m], i)) is not None]
+    if mismatched and not bad:
+        first = "; ".join(f"{m}: {e}" for m, e in mismatched[:3])
+        raise DataError(
+            f"{folder}: {len(mismatched)} of {len(pairs)} masks do not fit their image (first: {first}). A mask is a "
+            "readable image of its image's size: replace these masks, or remove the mask folders (or mask column)."
+        )
     if bad:
         listed = "\n".join(f"  {p}: {e}" for p, e in bad[:10]) + ("\n  ..." if len(bad) > 10 else "")
         raise DataError(
             f"{folder}: {len(bad)} of {len(paths)} image files cannot be read:\n{listed}\nRemove or replace these "
             "files, then start again."
         )
+
+
+def _mask_error(image_size: tuple[int, ...] | None, mask_size: tuple[int, ...] | None, image: str) -> str | None:
+    """Why a mask of header shape ``mask_size`` does not fit its image (``image``, of ``image_size``); None if it
+    does."""
+    if mask_size is None:
+        return "its header cannot be read"
+    if image_size is not None and image_size[-2:] != mask_size[-2:]:
+        return f"{mask_size[-2]}x{mask_size[-1]} pixels, its image {image_size[-2]}x{image_size[-1]} ({image})"
+    return None

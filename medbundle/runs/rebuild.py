@@ -227,12 +227,17 @@ PARSER_SETTINGS = ("spatial_size", "data_key", "label_key", "image_column", "dat
 
 
 def _literal(value: Any, where: str) -> Any:
-    """``value`` when it is a plain scalar or a list of them (never a mapping, which a config could instantiate)."""
+    """``value`` when it is plain data: a scalar, a list of plain data, or a mapping of plain data whose keys are
+    plain names (``class_aliases``, ``finding_map``, ``row_filter``). A key a config would act on (``_target_`` and
+    every other ``_``-key, an id path with ``#``, a ``$``/``@``/``%`` string) is refused: nothing is instantiated."""
     value = plain_value(value, where)
     if isinstance(value, list):
         return [_literal(v, f"{where}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, dict):
-        raise RunRecordError(f"{where}: a mapping where a plain value belongs")
+        for key in value:
+            if not isinstance(key, str) or key.startswith("_") or "#" in key or key[:1] in "$@%":
+                raise RunRecordError(f"{where}: a mapping with the key {key!r} where plain data belongs")
+        return {k: _literal(v, f"{where}.{k}") for k, v in value.items()}
     return value
 
 

@@ -36,6 +36,7 @@ SMALL_NETWORKS = {  # a builder of a small instance of each registered network, 
     "densenet121": (lambda: networks.densenet121(), 64),
     "efficientnet_b0": (lambda: networks.efficientnet_b0(), 64),
     "efficientnet_lite0": (lambda: networks.EfficientNetLite0(pretrained=False), 64),
+    "simple_cnn": (lambda: networks.SimpleCNN(), 64),
 }
 
 

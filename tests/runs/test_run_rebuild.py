@@ -116,6 +116,9 @@ def test_malicious_run_json_runs_nothing(tmp_path, demo):
     (("settings", "network_def", "features"), "$__import__('os').system('touch {x}')"),
     (("settings", "network_def", "_target_"), "os.system"),
     (("settings", "datalists", "dataset_dir"), {"_target_": "os.system", "command": "touch {x}"}),
+    (("settings", "datalists", "class_aliases"), {"x": {"_target_": "os.system", "command": "touch {x}"}}),
+    (("settings", "datalists", "finding_map"), {"$__import__('os').system('touch {x}')": "A"}),
+    (("settings", "datalists", "row_filter"), {"view": ["$__import__('os').system('touch {x}')"]}),
     (("settings", "bundle_name"), "../../evil"),
 ])
 def test_code_in_a_run_record_is_refused_with_one_line(tmp_path, demo, where, value):

@@ -1,9 +1,11 @@
-"""Quality measures of saliency maps: localisation, stability, randomisation sanity, faithfulness, attention.
+"""Quality measures of saliency maps: localisation, stability, randomisation sanity, faithfulness, attention, shortcuts.
 
 One module per family: :mod:`~medbundle.explain.measures.localisation` (against ground-truth masks),
 :mod:`~medbundle.explain.measures.stability` (under input noise), :mod:`~medbundle.explain.measures.randomisation`
 (cascading model randomisation), :mod:`~medbundle.explain.measures.deletion_insertion` (faithfulness),
-:mod:`~medbundle.explain.measures.attention` (where the maps look) and :mod:`~medbundle.explain.measures.summary`.
+:mod:`~medbundle.explain.measures.attention` (where the maps look), :mod:`~medbundle.explain.measures.shortcuts`
+(the model scored with the anatomy blanked, relevance inside the anatomy) and
+:mod:`~medbundle.explain.measures.summary`.
 
 Conventions shared by every function here:
 
@@ -29,6 +31,7 @@ from medbundle.explain.measures.localisation import (
     saliency_auprc,
 )
 from medbundle.explain.measures.randomisation import cascading_randomisation
+from medbundle.explain.measures.shortcuts import anatomy_shortcut_scores, blank_inside, blank_outside, mass_inside
 from medbundle.explain.measures.stability import stability
 from medbundle.explain.measures.summary import summarise
 
@@ -43,5 +46,9 @@ __all__ = [
     "cascading_randomisation",
     "deletion_insertion",
     "attention_statistics",
+    "blank_outside",
+    "blank_inside",
+    "anatomy_shortcut_scores",
+    "mass_inside",
     "summarise",
 ]
