@@ -151,7 +151,7 @@ def _markdown(comparison: dict) -> str:
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     sets = ([comparison["internal"]] if comparison["internal"] else []) + comparison["external"]
     for s in sets:
-        label = s["name"] + (" (internal test)" if s is comparison["internal"] else "")
+        label = s["name"]
         cells = [label, str(s["n"]), _fmt(s["accuracy"]), _fmt(s["auc_macro_ovr"])]
         cells += [f"{_fmt(s['sensitivity'][c])} (n={s['support'][c]})" for c in names]
         lines.append("| " + " | ".join(cells) + " |")
