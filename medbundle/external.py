@@ -319,6 +319,14 @@ class ExternalEvaluation:
         for entry in self.sets:
             items, dropped = self.drop_training_copies(entry, self.load(entry))
             logger.info("external set '%s': %d images from %s", entry["name"], len(items), entry["path"])
+            if not items:
+                logger.warning("external set '%s': every image is a copy of a training/validation image, nothing "
+                               "to score (exclude_training_copies false scores them anyway)", entry["name"])
+                externals.append({"name": entry["name"], "path": entry["path"], "n": 0, "accuracy": None,
+                                  "auc_macro_ovr": None, "sensitivity": dict.fromkeys(self.class_names),
+                                  "specificity": dict.fromkeys(self.class_names),
+                                  "support": dict.fromkeys(self.class_names, 0), "training_copies_left_out": dropped})
+                continue
             summary = self.score(entry, items)
             summary["training_copies_left_out"] = dropped
             externals.append(summary)

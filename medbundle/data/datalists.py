@@ -47,6 +47,7 @@ from medbundle.data.layouts.mat import _add_masks, _from_mat
 from medbundle.data.layouts.parquet import _from_parquet
 from medbundle.data.layouts.table import _from_table
 from medbundle.data.matfile import read_mat
+from medbundle.options import as_bool
 from medbundle.data.near_duplicates import (exclude_copies_of as exclude_copies_of_images,
                                             exclude_duplicates_of_held_out, group_near_duplicates, log_confounds)
 from medbundle.data.splits import SPLITS, _groups_from_pattern, _make_missing_splits
@@ -162,7 +163,8 @@ def load_datalists(
             val_fraction)
         splits["train"] = splits["train"] + splits.pop("val")
     grouped = False
-    if exclude_test_duplicates and any(s in splits for s in ("val", "test")):
+    near_duplicates = as_bool(near_duplicates, "near_duplicates")
+    if as_bool(exclude_test_duplicates, "exclude_test_duplicates") and any(s in splits for s in ("val", "test")):
         group_near_duplicates(splits, folder)
         exclude_duplicates_of_held_out(splits, folder)
         grouped = True
@@ -171,7 +173,7 @@ def load_datalists(
         fractions = {s: {"val": val_fraction, "test": test_fraction}[s] for s in missing}
         group = None if grouped or not near_duplicates else (lambda parts: group_near_duplicates(parts, folder))
         splits, how = _make_missing_splits(splits, fractions, seed, output_dir, folder,
-                                           near_duplicates=bool(near_duplicates), group=group)
+                                           near_duplicates=near_duplicates, group=group)
     else:
         how = "taken from the data"
     if exclude_copies_of:
