@@ -267,6 +267,9 @@ class ExternalEvaluation:
         from medbundle.data import load_labelled
         from medbundle.data.errors import DataError
 
+        if not Path(entry["path"]).expanduser().exists():
+            raise DataError(f"{entry['path']}: no such file or folder (external_dir set '{entry['name']}'). Check the "
+                            "path given in --external_dir.")
         items = load_labelled(entry["path"], self.class_names, **{**self.load_options, **entry["options"]})
         unlabelled = [item["id"] for item in items if "label" not in item]
         if unlabelled:

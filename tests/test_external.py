@@ -70,3 +70,13 @@ def test_external_copies_of_training_images_are_left_out(tmp_path):
     assert [i["id"] for i in kept] == ["new.png"] and dropped == ["copy.jpg"]
     kept, dropped = evaluation(exclude_training_copies="false").drop_training_copies(entry, external)
     assert len(kept) == 2 and dropped == []
+
+
+def test_an_external_set_that_does_not_exist_names_the_key(tmp_path):
+    from medbundle.data.errors import DataError
+
+    evaluation = ExternalEvaluation([str(tmp_path / "nowhere")], str(tmp_path), CLASSES, network=None, transform=None,
+                                    inferer=None, postprocessing=None, device="cpu")
+    with pytest.raises(DataError) as e:
+        evaluation.load(evaluation.sets[0])
+    assert "--external_dir" in str(e.value) and "nowhere" in str(e.value) and "\n" not in str(e.value)

@@ -177,7 +177,8 @@ def load_datalists(
     else:
         how = "taken from the data"
     if exclude_copies_of:
-        exclude_copies_of_images(splits, list(exclude_copies_of), folder)
+        others = [exclude_copies_of] if isinstance(exclude_copies_of, (str, os.PathLike)) else list(exclude_copies_of)
+        exclude_copies_of_images(splits, others, folder)
     for s in SPLITS:
         if not splits[s]:
             raise DataError(

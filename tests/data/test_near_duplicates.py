@@ -99,3 +99,14 @@ def test_copies_of_another_source_leave_training_and_validation_but_not_test(tmp
     for s in ("train", "val"):
         assert {i["id"] for i in ablated[s]} == {i["id"] for i in base[s]} - family
     assert "are copies of images in" in caplog.text
+
+
+def test_exclude_copies_of_takes_one_path_as_a_string(tmp_path):
+    """A single folder given as a string is that folder, not its characters (which would name '/' and '.')."""
+    _tree(tmp_path / "data", n=6)
+    other = tmp_path / "other_source"
+    save(other / "x" / "orig_0.png", picture(0))
+    kept = load_datalists(tmp_path / "data", CLASSES, val_fraction=0.2, test_fraction=0.2, near_duplicates=True,
+                          exclude_copies_of=str(other))
+    base = load_datalists(tmp_path / "data", CLASSES, val_fraction=0.2, test_fraction=0.2, near_duplicates=True)
+    assert sum(len(v) for v in kept.values()) < sum(len(v) for v in base.values())
