@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import textwrap
 import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -131,6 +132,15 @@ def _report_text(y: np.ndarray, p: np.ndarray, names: list[str], metrics: dict) 
     return "\n".join(lines) + "\n"
 
 
+def _banner(warning: str | None) -> str:
+    """``warning`` framed in a box of ``!`` for the top of the text report; empty without one."""
+    if not warning:
+        return ""
+    rule = "!" * 100
+    lines = textwrap.wrap(warning, 96)
+    return "\n".join([rule, *(f"!! {line:<94} !!" for line in lines), rule]) + "\n\n"
+
+
 def write_classification_report(
     output_dir: str | os.PathLike,
     y_true: Any,
@@ -144,6 +154,7 @@ def write_classification_report(
     uncertainty: dict | None = None,
     prevalence: float | None = None,
     positive_class: Any = None,
+    warning: str | None = None,
 ) -> dict:
     """Write the full evaluation report of a classifier into ``output_dir``.
 
@@ -179,6 +190,8 @@ def write_classification_report(
         uncertainty: ``{"method", "passes"}`` describing ``entropy``.
         prevalence: prevalence of the positive class for PPV / NPV (``None``: the test set's).
         positive_class: the binary decision's class when there is no calibration record (``None``: the last of 2).
+        warning: a warning about the figures (e.g. a split not known to be subject-clean): framed in large print at the
+            top of ``classification_report.txt``, in ``metrics.json`` as ``warning`` and in the log.
 
     Returns:
         the metrics dict written to ``metrics.json``.
@@ -212,8 +225,11 @@ def write_classification_report(
     metrics.update(sections["metrics"])
     write_predictions_csv(out / PREDICTIONS_CSV, ids, p, names, y_true=y, extra_columns=sections["columns"])
     files.append(PREDICTIONS_CSV)
+    if warning:
+        metrics["warning"] = warning
+        logger.warning("report: %s", warning)
     with atomic_write(out / REPORT_TXT, "w", encoding="utf-8") as f:
-        f.write(_report_text(y, p, names, metrics) + clinical_text(metrics))
+        f.write(_banner(warning) + _report_text(y, p, names, metrics) + clinical_text(metrics))
     files.append(REPORT_TXT)
     files.append(METRICS_JSON)
     metrics["files"] = files

@@ -50,6 +50,7 @@ from medbundle.data.matfile import read_mat
 from medbundle.options import as_bool
 from medbundle.data.near_duplicates import (exclude_copies_of as exclude_copies_of_images,
                                             exclude_duplicates_of_held_out, group_near_duplicates, log_confounds)
+from medbundle.data.split_check import record_split_check
 from medbundle.data.splits import SPLITS, _groups_from_pattern, _make_missing_splits
 
 __all__ = ["load_datalists", "load_labelled", "list_inputs"]
@@ -136,7 +137,9 @@ def load_datalists(
 
     Returns:
         ``{"train": [...], "val": [...], "test": [...]}``, each list sorted by ``"id"``; items carry ``"group"``,
-        ``"source"``, ``"mask"`` and ``"lung_mask"`` when they have one.
+        ``"source"``, ``"mask"`` and ``"lung_mask"`` when they have one. Whether the split is known to keep each
+        subject on one side is logged (a warning when not) and written to ``<output_dir>/split_check.json``
+        (:mod:`medbundle.data.split_check`).
 
     Raises:
         DataError: for any problem with the data; the message names the file or folder and what to do.
@@ -193,6 +196,7 @@ def load_datalists(
             absent = [c for i, c in enumerate(class_names) if i not in counts]
             logger.warning("%s: the '%s' split has no images of classes %s", folder, s, absent)
     logger.info("split %s", how)
+    record_split_check(output_dir, splits, how)
     if check:
         log_confounds(splits, class_names)
         items = [item for s in SPLITS for item in splits[s]]

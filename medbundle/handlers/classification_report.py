@@ -9,6 +9,7 @@ import numpy as np
 from ignite.engine import Engine
 
 from medbundle.calibration import resolve_positive_class
+from medbundle.data.split_check import split_warning
 from medbundle.errors import OptionError
 from medbundle.handlers.predictions_writer import PredictionsWriter
 from medbundle.report import write_classification_report
@@ -30,13 +31,17 @@ class ClassificationReport(PredictionsWriter):
         log_csv: the training run's epoch log, drawn as training curves when it exists.
         positive_class: the binary decision's class when there is no calibration record (``None``: the last of 2).
         prevalence: prevalence of the positive class for PPV / NPV (``None``: the test set's).
+        split_check: the run's ``split_check.json`` (:mod:`medbundle.data.split_check`): unless it says the split is
+            subject-clean (missing: not known), the report opens with "figures may be optimistic: images of one subject
+            can be in both training and test" and says why; None: no split check (a report of data that is not a split).
         kwargs: ``output_transform``, ``batch_transform``, ``calibration_path``, ``model_path`` and ``uncertainty``
             of :class:`~medbundle.handlers.PredictionsWriter` (the record, read when the evaluator completes, and
             the entropies are used by the report).
     """
 
     def __init__(self, output_dir: str, class_names: Sequence[str], log_csv: str | None = None,
-                 positive_class: Any = None, prevalence: float | None = None, **kwargs: Any) -> None:
+                 positive_class: Any = None, prevalence: float | None = None, split_check: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(output_dir, class_names, **kwargs)
         if prevalence is not None and not 0.0 < float(prevalence) < 1.0:
             raise OptionError(f"prevalence {prevalence} is not in (0, 1): pass the positive class's prevalence, "
@@ -48,6 +53,7 @@ class ClassificationReport(PredictionsWriter):
         self.log_csv = log_csv
         self.positive_class = positive_class
         self.prevalence = None if prevalence is None else float(prevalence)
+        self.split_check = split_check
         self.metrics: dict = {}
 
     def __call__(self, engine: Engine) -> None:
@@ -67,4 +73,5 @@ class ClassificationReport(PredictionsWriter):
             uncertainty=None if self.uncertainty is None else self.uncertainty.describe(),
             prevalence=self.prevalence,
             positive_class=self.positive_class,
+            warning=None if self.split_check is None else split_warning(self.split_check),
         )

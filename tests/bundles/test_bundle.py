@@ -72,7 +72,12 @@ def test_evaluate_writes_report(trained, ct_demo_dir, tmp_path):
     assert len(rows) == 24 and rows[0]["id"].startswith("Test.mat#")
     probs = np.array([[float(r[f"prob_{c}"]) for c in ("no_infection", "mild_infection", "severe_infection")] for r in rows])
     np.testing.assert_allclose(probs.sum(1), 1, atol=1e-4)
-    assert "precision" in (eval_dir / "classification_report.txt").read_text()
+    text = (eval_dir / "classification_report.txt").read_text()
+    assert "precision" in text
+    # the demo's Test.mat slices carry no subject key: the report says its figures may be optimistic, at the top
+    assert text.startswith("!" * 100) and "FIGURES MAY BE OPTIMISTIC" in text.splitlines()[1]
+    assert metrics["warning"].startswith("FIGURES MAY BE OPTIMISTIC")
+    assert json.loads((trained / "split_check.json").read_text())["subject_clean"] is False
 
 
 @pytest.mark.slow
@@ -190,9 +195,11 @@ def test_same_seed_same_metrics(ct_demo_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_process_torchrun_on_cpu(ct_demo_dir, tmp_path):
+@pytest.mark.parametrize("launch", ["medbundle.launch", "torch.distributed.run --standalone"])
+def test_two_process_torchrun_on_cpu(ct_demo_dir, tmp_path, launch):
+    """Two ranks on CPU (gloo), started by medbundle's loopback launcher and by torchrun."""
     out = tmp_path / "ddp"
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    launcher = [sys.executable, "-m", *launch.split(), "--nproc_per_node", "2"]
     proc = run_bundle(bundle_config(TASK, "train", "multi_gpu_train", "configs/smoke.json"), "--dataset_dir",
                       str(ct_demo_dir), "--output_dir", str(out), *SMOKE, "--device", "cpu", launcher=launcher,
                       env={"OMP_NUM_THREADS": "1"})
