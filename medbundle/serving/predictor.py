@@ -1,6 +1,6 @@
 """One predictor for every bundle: load a bundle's ``inference.json`` and trained model once, answer per image.
 
-The MONAI Label app (:mod:`medbundle.serving.label`) and the web demo (:mod:`medbundle.demo`) both answer through
+The MONAI Label app (:mod:`medbundle.serving.label_app`) and the web demo (:mod:`medbundle.demo`) both answer through
 :class:`BundlePredictor`, so there is one inference path: the bundle's own ``preprocessing``, ``network``,
 ``inferer`` and checkpoint, exactly as ``inference.json`` builds them, plus the calibration record
 (``calibration.json``) that ``evaluate.json`` writes beside the model, and the bundle's Grad-CAM layer.

@@ -1,0 +1,1 @@
+"""The MONAI Label app's library: the classification infer task, the datastores and the guarded ``/infer`` route."""
