@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -46,11 +47,18 @@ def resnet_run(mri_demo, tmp_path_factory):
     return out, proc
 
 
+def _subject_groups(log: str) -> int:
+    """The number of groups of a split made by subject and near-duplicate cluster, read from the training log."""
+    found = re.search(r"grouped by subject and near-duplicate cluster \((\d+) groups\)", log)
+    assert found, "the split was not grouped by subject and near-duplicate cluster"
+    return int(found[1])
+
+
 @pytest.mark.slow
 def test_baseline_demo_training_and_evaluation(baseline_run, mri_demo):
     out, proc = baseline_run
     log = proc.stdout + proc.stderr
-    assert "grouped by subject (24 groups)" in log
+    assert _subject_groups(log) <= 24  # the 24 sub-XXX of the file names, joined where slices are near duplicates
     assert "phase 1/1 'train'" in log and "7,392,324" not in log  # BaselineCNN sized for 32 px
     assert (out / "models" / "model.pt").is_file() and (out / "run.json").is_file()
     run = json.loads((out / "run.json").read_text())
@@ -175,7 +183,7 @@ def test_parquet_and_kaggle_folders_train_through_dataset_dir(mri_demo, tmp_path
         if name == "parquet":
             assert metrics["n"] == len(rows[1::2]) and "found parquet layout" in log
         else:
-            assert "grouped by subject (24 groups)" in log  # the sub-XXX in the file names
+            assert _subject_groups(log) <= 24  # the sub-XXX in the file names (and near-duplicate clusters)
             assert metrics["n"] > 0
 
 
@@ -193,7 +201,9 @@ def test_real_mri_trains_through_the_bundle(tmp_path):
     out = tmp_path / "run"
     proc = run_bundle(bundle_config("alzheimer_mri", "train"), "--dataset_dir", str(data), "--output_dir", str(out),
                       "--epochs", "1", "--batch_size", "16", "--spatial_size", "[64, 64]", cwd=tmp_path)
-    assert "stratified by class (no group key)" in proc.stdout + proc.stderr
+    # no subject in the Kaggle names: the split keeps near-duplicate clusters (a subject's adjacent slices) together
+    assert _subject_groups(proc.stdout + proc.stderr) >= 3
+    assert json.loads((out / "split_check.json").read_text())["subject_clean"] is True
     assert (out / "models" / "model.pt").is_file()
 
 
