@@ -81,7 +81,7 @@ def densenet121(
     if pretrained and str(pretrained).strip().lower() not in ("none", "null", "false"):
         load_torchvision_densenet(model, pretrained)
     else:
-        logger.info("DenseNet121: no pretrained weights given (pretrained=%s): training from scratch", pretrained)
+        logger.info("DenseNet121: no pretrained weights given (pretrained=%s): random initial weights (a trained model, if any, is loaded next)", pretrained)
     return model
 
 

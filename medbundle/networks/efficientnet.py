@@ -72,7 +72,7 @@ def efficientnet_b0(
     if pretrained and str(pretrained).strip().lower() not in ("none", "null", "false"):
         load_torchvision_efficientnet(model, pretrained)
     else:
-        logger.info("EfficientNet-B0: no pretrained weights given (pretrained=%s): training from scratch", pretrained)
+        logger.info("EfficientNet-B0: no pretrained weights given (pretrained=%s): random initial weights (a trained model, if any, is loaded next)", pretrained)
     return model
 
 

@@ -117,7 +117,7 @@ class EfficientNetLite0(EfficientNet):
         if pretrained:
             load_lite0_weights(self, lite0_weights_path() if pretrained is True else pretrained)
         else:
-            logger.info("EfficientNet-Lite0: no pretrained weights (pretrained=%s): training from scratch", pretrained)
+            logger.info("EfficientNet-Lite0: no pretrained weights (pretrained=%s): random initial weights (a trained model, if any, is loaded next)", pretrained)
 
     def set_swish(self, memory_efficient: bool = True) -> None:
         """Lite networks use ReLU6 wherever B0 uses swish (``memory_efficient`` has no effect)."""

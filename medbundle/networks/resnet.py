@@ -60,7 +60,7 @@ def resnet50(
     if pretrained:
         load_torchvision_resnet(model, pretrained)
     else:
-        logger.info("ResNet50: no pretrained weights given (pretrained=None): training from scratch")
+        logger.info("ResNet50: no pretrained weights given (pretrained=None): random initial weights (a trained model, if any, is loaded next)")
     return model
 
 

@@ -131,4 +131,4 @@ def test_loader_errors(tv_file, tmp_path, caplog):
     caplog.clear()
     for text in (None, "null", "None", ""):
         densenet121(pretrained=text)
-    assert caplog.text.count("training from scratch") == 4
+    assert caplog.text.count("random initial weights") == 4

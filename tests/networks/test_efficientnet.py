@@ -136,4 +136,4 @@ def test_loader_errors(tv_file, tmp_path, caplog):
     caplog.clear()
     for text in (None, "null", "false"):
         efficientnet_b0(pretrained=text)
-    assert caplog.text.count("training from scratch") == 3
+    assert caplog.text.count("random initial weights") == 3

@@ -48,4 +48,4 @@ def test_pretrained_loader_errors(tmp_path, caplog):
         resnet50(pretrained=str(tmp_path / "bad.pth"))
     caplog.clear()
     resnet50()
-    assert "no pretrained weights given" in caplog.text and "from scratch" in caplog.text
+    assert "no pretrained weights given" in caplog.text and "random initial weights" in caplog.text
