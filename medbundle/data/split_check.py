@@ -44,8 +44,9 @@ def check_split(splits: Mapping[str, Sequence[dict]]) -> dict:
     ungrouped = sum(1 for item in items if item.get("group") is None)
     if ungrouped:
         return {"subject_clean": False,
-                "reason": f"{ungrouped} of {len(items)} images have no subject key and no near-duplicate check "
-                          "(set group_pattern / group_column, or near_duplicates true)"}
+                "reason": f"{ungrouped} of {len(items)} images have no subject key and no near-duplicate cluster "
+                          "(set group_pattern / group_column; near_duplicates true checks image files, not .mat or "
+                          "parquet rows)"}
     sides: dict[str, set[str]] = {}
     for name, part in splits.items():
         for item in part:
