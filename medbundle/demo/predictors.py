@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 from medbundle.serving import BundlePredictor
-from medbundle.serving.predictor import BUNDLES, resolve_bundle
+from medbundle.serving.predictor import BUNDLES, resolve_bundle, shipped_bundles
 
 __all__ = ["get_predictor", "trained_bundles", "demo_images"]
 
@@ -36,8 +36,7 @@ def get_predictor(bundle: str | os.PathLike, run_dir: str | os.PathLike | None =
 
 def trained_bundles(bundles_dir: str | os.PathLike = BUNDLES) -> list[str]:
     """The names of the bundles in ``bundles_dir`` that ship a trained model (``models/model.pt``)."""
-    return sorted(p.parent.parent.name for p in Path(bundles_dir).glob("*/models/model.pt")
-                  if (p.parent.parent / "configs" / "inference.json").is_file())
+    return shipped_bundles(bundles_dir)
 
 
 def demo_images(bundle_root: str | os.PathLike) -> dict[str, Path]:

@@ -32,7 +32,7 @@ from medbundle.data.errors import DataError
 from medbundle.runs.bundle import find_bundle_root
 from medbundle.runs.record import bundle_parser
 
-__all__ = ["BundlePredictor", "Prediction", "PredictorError", "resolve_bundle", "EXPLAIN_METHODS"]
+__all__ = ["BundlePredictor", "Prediction", "PredictorError", "resolve_bundle", "shipped_bundles", "EXPLAIN_METHODS"]
 
 logger = logging.getLogger("medbundle.serving")
 
@@ -64,6 +64,13 @@ def resolve_bundle(bundle: str | os.PathLike) -> Path:
     known = sorted(p.parent.parent.name for p in BUNDLES.glob("*/configs/inference.json"))
     what = "no such folder" if not root.exists() else "not a bundle (no configs/inference.json in it)"
     raise PredictorError(f"{bundle}: {what}. Pass a bundle folder or one of: {', '.join(known) or 'see bundles/'}.")
+
+
+def shipped_bundles(bundles_dir: str | os.PathLike = BUNDLES) -> list[str]:
+    """The names of the bundles in ``bundles_dir`` that ship a trained model (``models/model.pt`` beside
+    ``configs/inference.json``), sorted: what the MONAI Label app and the web demo serve by default."""
+    return sorted(p.parent.parent.name for p in Path(bundles_dir).glob("*/models/model.pt")
+                  if (p.parent.parent / "configs" / "inference.json").is_file())
 
 
 @dataclass

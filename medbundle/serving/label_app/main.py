@@ -27,7 +27,7 @@ from monailabel.interfaces.app import MONAILabelApp
 from medbundle.serving import EXPLAIN_METHODS
 from medbundle.serving.label_app.lib.datastores import dicomweb_datastore, local_datastore
 from medbundle.serving.label_app.lib.infer import BundleClassifyTask
-from medbundle.serving.predictor import BUNDLES
+from medbundle.serving.predictor import shipped_bundles
 
 logger = logging.getLogger("medbundle.serving.label")
 
@@ -37,7 +37,7 @@ __all__ = ["MedBundleApp", "served_bundles"]
 def served_bundles(conf_value: str | None) -> dict[str, str | None]:
     """``{bundle: run_dir or None}`` from the ``bundles`` conf value; None: every bundle that ships a model."""
     if not conf_value:
-        return {p.parent.parent.name: None for p in sorted(BUNDLES.glob("*/models/model.pt"))}
+        return {name: None for name in shipped_bundles()}
     out: dict[str, str | None] = {}
     for item in (s.strip() for s in conf_value.split(",")):
         if item:
