@@ -1,4 +1,4 @@
-"""Inferers the bundle configs use: bf16 autocast on CPU and GPU with channels-last inputs."""
+"""Inferers the bundle configs use: bf16 autocast on CPU and GPU with channels-last inputs; test-time views."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from monai.inferers import SimpleInferer
+from monai.inferers import Inferer, SimpleInferer
 
+from medbundle.errors import OptionError
 from medbundle.options import as_bool
+from medbundle.uncertainty import tta_view
 
-__all__ = ["AutocastInferer", "bf16_supported"]
+__all__ = ["AutocastInferer", "TTAInferer", "bf16_supported"]
 
 
 def bf16_supported(device: torch.device | str) -> bool:
@@ -60,3 +62,47 @@ class AutocastInferer(SimpleInferer):
         with torch.autocast(device_type=inputs.device.type, dtype=self.dtype, enabled=enabled):
             out = network(inputs, *args, **kwargs)
         return out.float() if torch.is_tensor(out) else out
+
+
+class TTAInferer(Inferer):
+    """Class scores averaged over deterministic test-time views: the image, its shifts and mirrors.
+
+    Runs ``inferer`` on each of the first ``views`` views of :func:`medbundle.uncertainty.tta_view` (the image; shifts
+    of ``shift_fraction`` of its size in four directions; then the same five mirrored left-right) and returns the
+    logarithm of the mean softmax probabilities, so that a softmax downstream gives exactly the mean probabilities
+    and temperature scaling fitted on these outputs works as on logits. ``views`` 1 returns ``inferer``'s output
+    unchanged. Views 6 and above are mirror images: use at most 5 where left and right are not interchangeable
+    (a chest film's heart).
+
+    Args:
+        inferer: the inferer of one pass (e.g. :class:`AutocastInferer`).
+        views: number of views averaged, 1 to 10; the words of a command line are read as integers.
+        shift_fraction: the shift step as a fraction of the height and width (at least one pixel).
+    """
+
+    def __init__(self, inferer: Any, views: int | str = 1, shift_fraction: float = 0.03) -> None:
+        super().__init__()
+        given = views
+        try:
+            views = int(str(views))
+        except ValueError:
+            views = 0
+        if not 1 <= views <= 10:
+            raise OptionError(f"tta_views {given}: must be a whole number from 1 (no test-time views) to 10 "
+                              "(5 shifts, then the same mirrored); pass e.g. --tta_views 5")
+        self.inferer, self.views, self.shift_fraction = inferer, views, float(shift_fraction)
+
+    @property
+    def single_view(self) -> Any:
+        """The inferer of one pass (what :func:`medbundle.uncertainty.predictive_passes` runs per view)."""
+        return self.inferer
+
+    def __call__(self, inputs: torch.Tensor, network: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
+        if self.views == 1:
+            return self.inferer(inputs, network, *args, **kwargs)
+        probs = None
+        for i in range(self.views):
+            p = torch.softmax(self.inferer(tta_view(inputs, i, self.shift_fraction), network, *args, **kwargs).float(),
+                              dim=1)
+            probs = p if probs is None else probs + p
+        return torch.log((probs / self.views).clamp_min(torch.finfo(torch.float32).tiny))

@@ -105,6 +105,8 @@ def _report_text(y: np.ndarray, p: np.ndarray, names: list[str], metrics: dict) 
         )
     lines = [text.rstrip(), ""]
     lines.append(f"n                  : {metrics['n']}")
+    if metrics.get("test_time_views", 1) > 1:
+        lines.append(f"predictions        : mean of {metrics['test_time_views']} test-time views per image")
     lines.append(f"accuracy           : {_fmt(metrics['accuracy'])}")
     lines.append(f"balanced accuracy  : {_fmt(metrics['balanced_accuracy'])}")
     lines.append(f"macro F1           : {_fmt(metrics['macro_f1'])}")
@@ -155,6 +157,7 @@ def write_classification_report(
     prevalence: float | None = None,
     positive_class: Any = None,
     warning: str | None = None,
+    test_time_views: int = 1,
 ) -> dict:
     """Write the full evaluation report of a classifier into ``output_dir``.
 
@@ -192,6 +195,8 @@ def write_classification_report(
         positive_class: the binary decision's class when there is no calibration record (``None``: the last of 2).
         warning: a warning about the figures (e.g. a split not known to be subject-clean): framed in large print at the
             top of ``classification_report.txt``, in ``metrics.json`` as ``warning`` and in the log.
+        test_time_views: how many test-time views each probability is the mean of
+            (:class:`medbundle.inferers.TTAInferer`; 1: one pass), recorded in ``metrics.json``.
 
     Returns:
         the metrics dict written to ``metrics.json``.
@@ -223,6 +228,7 @@ def write_classification_report(
         else:
             logger.info("no training curves: training log %s is missing or empty", log_csv)
     metrics.update(sections["metrics"])
+    metrics["test_time_views"] = int(test_time_views)
     write_predictions_csv(out / PREDICTIONS_CSV, ids, p, names, y_true=y, extra_columns=sections["columns"])
     files.append(PREDICTIONS_CSV)
     if warning:

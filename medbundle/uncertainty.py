@@ -112,9 +112,10 @@ def predictive_passes(network: torch.nn.Module, images: torch.Tensor, method: st
         method: ``"tta"`` or ``"mc_dropout"`` (``"none"``: one plain pass).
         passes: number of passes.
         inferer: ``inferer(images, network)`` for the forward pass (the bundle's inferer: autocast, channels-last);
-            default ``network(images)``.
+            default ``network(images)``; a :class:`medbundle.inferers.TTAInferer` is run one view at a time.
     """
     method, passes = check_uncertainty(method, passes)
+    inferer = getattr(inferer, "single_view", inferer)  # a TTAInferer's own views would multiply the passes
     run: Callable[..., Any] = inferer if inferer is not None else (lambda x, net: net(x))
     out = []
     with torch.no_grad():

@@ -27,7 +27,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys

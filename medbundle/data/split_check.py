@@ -66,13 +66,10 @@ def record_split_check(output_dir: str | os.PathLike | None, splits: Mapping[str
     Args:
         output_dir: the run folder; None: nothing written.
         splits: the final data lists.
-        how: how the split was made (for the record); a split reused from ``split.json`` that was made by groups
-            counts as clean (its groups are not recomputed when it is reused).
+        how: how the split was made (for the record). A split reused from ``split.json`` carries the groups it was
+            made by (:mod:`medbundle.data.splits` saves and restores them), so it is checked like a new one.
     """
     record = {**check_split(splits), "split": how}
-    if not record["subject_clean"] and "reused from" in how and "grouped by" in how and "in more than one" not in \
-            record["reason"]:  # a saved split made by groups: the items' groups are not recomputed on reuse
-        record.update(subject_clean=True, reason=f"the saved split was made {how.split('(', 1)[-1].rstrip(')')}")
     if not record["subject_clean"]:
         logger.warning("%s (%s)", OPTIMISTIC.upper(), record["reason"])
     if output_dir is not None:

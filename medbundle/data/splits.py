@@ -158,7 +158,10 @@ def _make_missing_splits(
     split_file = Path(output_dir).expanduser() / "split.json" if output_dir is not None else None
     saved = _saved_split(split_file, seed, fractions, splits, near_duplicates) if split_file is not None else None
     if saved is not None:
-        ids, method = saved
+        ids, method, groups = saved
+        for i, g in groups.items():  # the groups the split was made by: the split check sees them again
+            if by_id[i].get("group") is None:
+                by_id[i]["group"] = g
         return {s: [by_id[i] for i in ids[s]] for s in SPLITS}, f"reused from {split_file} ({method})"
     if group is not None:
         group(splits)
@@ -178,8 +181,11 @@ def _make_missing_splits(
     how = f"made from the training data: {method}, seed {seed}, fractions {fractions}"
     if split_file is not None:
         split_ids = {s: [item["id"] for item in result[s]] for s in SPLITS}
+        groups = {item["id"]: item["group"] for part in result.values() for item in part
+                  if isinstance(item.get("group"), (str, int))}
         atomic_write_json(split_file, {"seed": seed, "fractions": fractions, "method": method,
-                                       "near_duplicates": bool(near_duplicates), "splits": split_ids})
+                                       "near_duplicates": bool(near_duplicates), "splits": split_ids,
+                                       "groups": groups})
         how += f" and saved to {split_file}"
     return result, how
 
@@ -187,9 +193,10 @@ def _make_missing_splits(
 def _saved_split(
     split_file: Path, seed: int, fractions: dict[str, float], splits: dict[str, list[dict]],
     near_duplicates: bool = False,
-) -> tuple[dict[str, list[str]], str] | None:
-    """The ids per split in ``split_file`` and how it was made, when made with ``seed``, ``fractions`` and the same
-    ``near_duplicates`` choice from the same data."""
+) -> tuple[dict[str, list[str]], str, dict[str, str | int]] | None:
+    """The ids per split in ``split_file``, how it was made and the group of each id it was made by (none from a file
+    of an earlier version), when made with ``seed``, ``fractions`` and the same ``near_duplicates`` choice from the
+    same data."""
     if not split_file.is_file():
         return None
     current = {s: sorted(item["id"] for item in part) for s, part in splits.items()}
@@ -197,6 +204,9 @@ def _saved_split(
         saved = json.loads(split_file.read_text())
         ids = {s: [str(i) for i in saved["splits"][s]] for s in SPLITS}
         method = str(saved.get("method", "stratified by class"))
+        known = {i for part in ids.values() for i in part}
+        groups = {str(i): g for i, g in dict(saved.get("groups") or {}).items()
+                  if str(i) in known and isinstance(g, (str, int))}
         same = (
             saved["seed"] == seed
             and saved["fractions"] == fractions
@@ -209,4 +219,4 @@ def _saved_split(
         return None
     if not same:
         logger.warning("%s: made for other data, seed, fractions or near_duplicates; making a new split", split_file)
-    return (ids, method) if same else None
+    return (ids, method, groups) if same else None

@@ -17,8 +17,7 @@ from pathlib import Path
 import fire
 from monai.bundle import run
 
-
-BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
+from medbundle.runs.bundle import resolve_bundle
 
 
 def bundle_root(bundle: str) -> Path:
@@ -27,17 +26,11 @@ def bundle_root(bundle: str) -> Path:
     Raises:
         SystemExit: with one line naming ``bundle``, what is wrong with it and what to pass instead.
     """
-    root = Path(str(bundle)).expanduser()
-    if not root.exists() and (BUNDLES / str(bundle) / "configs").is_dir():
-        root = BUNDLES / str(bundle)
-    if (root / "configs" / "explain.json").is_file():
-        return root
-    known = sorted(p.parent.parent.name for p in BUNDLES.glob("*/configs/explain.json")) if BUNDLES.is_dir() else []
-    what = "no such folder" if not root.exists() else "not a medbundle bundle (no configs/explain.json in it)"
-    raise SystemExit(
-        f"{bundle}: {what}. Pass a bundle folder, e.g. python -m medbundle.explain bundles/ct_infection --input_path "
-        f"<images>, or a bundle name ({', '.join(known) or 'see bundles/'})."
-    )
+    try:
+        return resolve_bundle(bundle, "explain.json", example=", e.g. python -m medbundle.explain bundles/ct_infection "
+                              "--input_path <images>,")
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
 
 
 def explain(bundle: str, **override) -> None:

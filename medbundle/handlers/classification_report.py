@@ -74,4 +74,5 @@ class ClassificationReport(PredictionsWriter):
             prevalence=self.prevalence,
             positive_class=self.positive_class,
             warning=None if self.split_check is None else split_warning(self.split_check),
+            test_time_views=getattr(engine.inferer, "views", 1),
         )

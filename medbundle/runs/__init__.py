@@ -1,6 +1,6 @@
 """Bundles and their runs: where a bundle and its outputs live, the record of a run, its rebuild, its lock.
 
-- :mod:`~medbundle.runs.bundle`: ``find_bundle_root``, default folders, ``class_names``, ``log_run``,
+- :mod:`~medbundle.runs.bundle`: ``find_bundle_root``, ``resolve_bundle``, default folders, ``class_names``, ``log_run``,
   ``require_file``, the command line of a bundle command.
 - :mod:`~medbundle.runs.record`: ``record_run`` writes ``<run>/run.json`` once a training really starts;
   ``read_record`` reads it back as data (never evaluated).
@@ -18,6 +18,7 @@ from medbundle.runs.bundle import (
     default_output_dir,
     find_bundle_root,
     log_run,
+    resolve_bundle,
     medbundle_home,
     require_file,
     trained_model,
@@ -38,6 +39,7 @@ from medbundle.runs.record import (
 
 __all__ = [
     "find_bundle_root",
+    "resolve_bundle",
     "medbundle_home",
     "default_output_dir",
     "default_dataset_dir",

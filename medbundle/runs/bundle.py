@@ -13,7 +13,9 @@ from medbundle.options import _command_line  # noqa: F401 (re-exported: run reco
 from medbundle.runtime import is_rank_zero
 
 __all__ = [
+    "BUNDLES",
     "find_bundle_root",
+    "resolve_bundle",
     "medbundle_home",
     "default_output_dir",
     "default_dataset_dir",
@@ -24,6 +26,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("medbundle.runs")
+
+BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
+"""The ``bundles/`` folder of the medbundle source tree."""
 
 
 def find_bundle_root(name: str) -> str:
@@ -40,10 +45,35 @@ def find_bundle_root(name: str) -> str:
         path = Path(file).expanduser().resolve()
         if path.parent.name == "configs" and path.parent.parent.name == name:
             return str(path.parent.parent)
-    root = Path(__file__).resolve().parents[2] / "bundles" / name
+    root = BUNDLES / name
     if root.is_dir():
         return str(root)
     raise FileNotFoundError(f"cannot locate the bundle folder {name!r}: pass --bundle_root /path/to/{name}")
+
+
+def resolve_bundle(bundle: str | os.PathLike, config: str = "inference.json", example: str = "") -> Path:
+    """The bundle folder ``bundle`` names: a folder holding ``configs/<config>``, or a bundle's name (see
+    :func:`find_bundle_root`).
+
+    Args:
+        bundle: a folder, or a name such as ``"ct_infection"``.
+        config: the config file the caller needs in the bundle, e.g. ``"explain.json"``.
+        example: words put after "Pass a bundle folder" in the error, e.g. ``", e.g. bundles/ct_infection,"``.
+
+    Raises:
+        ValueError: one line naming ``bundle``, what is wrong with it and the bundles that exist.
+    """
+    root = Path(str(bundle)).expanduser()
+    if not (root / "configs" / config).is_file() and "/" not in str(bundle) and os.sep not in str(bundle):
+        try:
+            root = Path(find_bundle_root(str(bundle)))
+        except FileNotFoundError:
+            pass
+    if (root / "configs" / config).is_file():
+        return root.resolve()
+    known = sorted(p.parent.parent.name for p in BUNDLES.glob(f"*/configs/{config}")) if BUNDLES.is_dir() else []
+    what = "no such folder" if not root.exists() else f"not a medbundle bundle (no configs/{config} in it)"
+    raise ValueError(f"{bundle}: {what}. Pass a bundle folder{example} or one of: {', '.join(known) or 'see bundles/'}.")
 
 
 def medbundle_home() -> Path:

@@ -29,7 +29,8 @@ import torch
 
 from medbundle.calibration import apply_calibration, load_calibration
 from medbundle.data.errors import DataError
-from medbundle.runs.bundle import find_bundle_root
+from medbundle.runs.bundle import BUNDLES
+from medbundle.runs.bundle import resolve_bundle as _resolve_bundle
 from medbundle.runs.record import bundle_parser
 
 __all__ = ["BundlePredictor", "Prediction", "PredictorError", "resolve_bundle", "shipped_bundles", "EXPLAIN_METHODS"]
@@ -37,7 +38,6 @@ __all__ = ["BundlePredictor", "Prediction", "PredictorError", "resolve_bundle", 
 logger = logging.getLogger("medbundle.serving")
 
 #: the bundles of the medbundle source tree.
-BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 
 #: the explanation methods a predictor computes on request (keys of :data:`medbundle.explain.METHODS`).
 EXPLAIN_METHODS = ("gradcam", "gradcampp", "occlusion", "integrated_gradients")
@@ -53,17 +53,10 @@ def resolve_bundle(bundle: str | os.PathLike) -> Path:
     Raises:
         PredictorError: no such bundle, with the names of the bundles that exist.
     """
-    root = Path(str(bundle)).expanduser()
-    if not (root / "configs" / "inference.json").is_file() and os.sep not in str(bundle) and "/" not in str(bundle):
-        try:
-            root = Path(find_bundle_root(str(bundle)))
-        except FileNotFoundError:
-            pass
-    if (root / "configs" / "inference.json").is_file():
-        return root.resolve()
-    known = sorted(p.parent.parent.name for p in BUNDLES.glob("*/configs/inference.json"))
-    what = "no such folder" if not root.exists() else "not a bundle (no configs/inference.json in it)"
-    raise PredictorError(f"{bundle}: {what}. Pass a bundle folder or one of: {', '.join(known) or 'see bundles/'}.")
+    try:
+        return _resolve_bundle(bundle, "inference.json")
+    except ValueError as e:
+        raise PredictorError(str(e)) from None
 
 
 def shipped_bundles(bundles_dir: str | os.PathLike = BUNDLES) -> list[str]:

@@ -27,7 +27,8 @@ def test_evaluate_fits_on_val_then_scores_test_and_inference_applies(trained, ct
     shutil.copytree(trained, run, ignore=shutil.ignore_patterns("eval", "inference", ".lock"))
     common = ("--dataset_dir", str(ct_demo_dir), "--output_dir", str(run), *SMOKE[2:])
     run_bundle(bundle_config(TASK, "train", "evaluate"), *common, "--positive_class", "severe_infection",
-               "--threshold_rule", "sensitivity:0.8", "--prevalence", "0.1", "--uncertainty_passes", "3", cwd=tmp_path)
+               "--threshold_rule", "sensitivity:0.8", "--prevalence", "0.1", "--uncertainty_passes", "3", "--tta_views", "3",
+               cwd=tmp_path)
 
     record = json.loads((run / "models" / "calibration.json").read_text())
     assert record["model_sha256"] == file_sha256(run / "models" / "model.pt")
@@ -43,6 +44,8 @@ def test_evaluate_fits_on_val_then_scores_test_and_inference_applies(trained, ct
     assert m["clinical"]["binary"]["at_prevalence"]["prevalence"] == 0.1
     assert m["clinical"]["accuracy"]["lo"] <= m["accuracy"] <= m["clinical"]["accuracy"]["hi"]
     assert m["uncertainty"]["method"] == "tta" and m["uncertainty"]["passes"] == 3
+    assert m["test_time_views"] == 3  # calibration and test scored as the mean of 3 views
+    assert "mean of 3 test-time views per image" in (eval_dir / "classification_report.txt").read_text()
     assert 0 <= m["conformal"]["coverage"]["value"] <= 1
     for name in ("precision_recall.png", "reliability_calibrated.png", "referral.png", "roc.png", "reliability.png"):
         assert (eval_dir / name).is_file(), name
@@ -65,12 +68,14 @@ def test_evaluate_fits_on_val_then_scores_test_and_inference_applies(trained, ct
 
 
 @pytest.mark.slow
-def test_evaluate_bad_threshold_rule_is_one_line(trained, ct_demo_dir, tmp_path):
+@pytest.mark.parametrize("option, words", [(("--threshold_rule", "best"), ("threshold_rule", "youden")),
+                                           (("--tta_views", "11"), ("tta_views 11", "--tta_views 5"))])
+def test_evaluate_bad_option_is_one_line(trained, ct_demo_dir, tmp_path, option, words):
     run = tmp_path / "run"
     shutil.copytree(trained, run, ignore=shutil.ignore_patterns("eval", "inference", ".lock", "calibration.json"))
     proc = run_bundle(bundle_config(TASK, "train", "evaluate"), "--dataset_dir", str(ct_demo_dir), "--output_dir",
-                      str(run), *SMOKE[2:], "--threshold_rule", "best", cwd=tmp_path, check=False)
+                      str(run), *SMOKE[2:], *option, cwd=tmp_path, check=False)
     assert proc.returncode != 0
     last = (proc.stderr.strip().splitlines() or [""])[-1]
-    assert "threshold_rule" in last and "youden" in last, proc.stderr[-2000:]
+    assert all(w in last for w in words), proc.stderr[-2000:]
     assert not (run / "models" / "calibration.json").exists()

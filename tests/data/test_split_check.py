@@ -26,13 +26,33 @@ def test_clean_only_when_every_image_is_grouped_and_no_group_crosses():
     assert not ungrouped["subject_clean"] and "1 of 3 images have no subject key" in ungrouped["reason"]
 
 
-def test_a_reused_grouped_split_stays_clean(tmp_path):
-    splits = {"train": _items([None, None], "t"), "test": _items([None], "s")}
-    reused = record_split_check(tmp_path, splits, f"reused from {tmp_path}/split.json (grouped by subject (40 groups))")
-    assert reused["subject_clean"]
-    random = record_split_check(tmp_path, splits, f"reused from {tmp_path}/split.json (stratified by class (no group key))")
-    assert not random["subject_clean"]
-    assert read_split_check(tmp_path) == random  # the last check is the record
+def test_a_reused_grouped_split_is_checked_with_the_groups_it_was_made_by(tmp_path):
+    from medbundle.data.splits import _make_missing_splits
+
+    def fresh():  # items as a later command loads them: near-duplicate groups are not recomputed on reuse
+        return {"train": [{"id": f"i{k}", "image": f"i{k}.png", "label": k % 2} for k in range(40)]}
+
+    def group(parts):
+        for item in parts["train"]:
+            item["group"] = f"g{int(item['id'][1:]) // 4}"
+
+    fractions = {"val": 0.2, "test": 0.2}
+    made, how = _make_missing_splits(fresh(), fractions, 0, tmp_path, tmp_path, near_duplicates=True, group=group)
+    assert how.startswith("made from the training data: grouped by")
+    assert record_split_check(tmp_path, made, how)["subject_clean"]
+    saved = json.loads((tmp_path / "split.json").read_text())
+    assert len(saved["groups"]) == 40 and saved["groups"]["i5"] == "g1"
+
+    reused, how = _make_missing_splits(fresh(), fractions, 0, tmp_path, tmp_path, near_duplicates=True, group=None)
+    assert how.startswith("reused from") and {s: len(v) for s, v in reused.items()} == {s: len(v) for s, v in made.items()}
+    assert record_split_check(tmp_path, reused, how)["subject_clean"]
+
+    # a split.json of an earlier version records no groups: not known to be clean, and the warning says so
+    (tmp_path / "split.json").write_text(json.dumps({k: v for k, v in saved.items() if k != "groups"}))
+    old, how = _make_missing_splits(fresh(), fractions, 0, tmp_path, tmp_path, near_duplicates=True, group=None)
+    record = record_split_check(tmp_path, old, how)
+    assert how.startswith("reused from") and not record["subject_clean"] and "no subject key" in record["reason"]
+    assert read_split_check(tmp_path) == record  # the last check is the record
 
 
 def test_record_logs_and_warning_reads_it(tmp_path, caplog):

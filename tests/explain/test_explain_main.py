@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from medbundle.explain.__main__ import BUNDLES, bundle_root
+from medbundle.explain.__main__ import bundle_root
+from medbundle.runs.bundle import BUNDLES
 
 
 def test_bundle_path_that_does_not_exist(tmp_path):
@@ -13,7 +14,7 @@ def test_bundle_path_that_does_not_exist(tmp_path):
         bundle_root(str(missing))
     message = str(info.value.code)
     assert message.startswith(f"{missing}: no such folder.") and "bundles/ct_infection" in message
-    assert "ct_infection" in message.split("bundle name")[-1] and "\n" not in message
+    assert "ct_infection" in message.split("one of:")[-1] and "\n" not in message
 
 
 def test_folder_that_is_not_a_bundle(tmp_path):
