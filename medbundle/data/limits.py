@@ -15,10 +15,19 @@ from PIL import Image
 from medbundle.data.errors import DataError
 from medbundle.data.names import ROW_PATTERN, SLICE_PATTERN
 
-__all__ = ["MAX_PIXELS", "image_shape", "check_pixels", "allow_pil_pixels"]
+__all__ = ["MAX_PIXELS", "PixelLimitError", "image_shape", "check_pixels", "allow_pil_pixels"]
 
 MAX_PIXELS = 40_000_000  # below PIL's decompression-bomb warning (~89 M) and error (~179 M) thresholds
 _PIL_LIMIT = re.compile(r"Image size \((\d+) pixels\)")
+
+
+class PixelLimitError(DataError):
+    """An image with more pixels than allowed. ``what`` says how many against which limit, without the remedy, for
+    front ends whose user cannot change the limit (the web demo says "downscale it" instead of naming bundle keys)."""
+
+    def __init__(self, message: str, what: str) -> None:
+        super().__init__(message)
+        self.what = what
 
 
 def allow_pil_pixels(max_pixels: int | None) -> None:
@@ -61,10 +70,10 @@ def image_shape(path: str | os.PathLike) -> tuple[int, ...] | None:
     except Image.DecompressionBombError as e:
         match = _PIL_LIMIT.search(str(e))
         pixels = f"{int(match[1]):,} pixels" if match else "too many pixels"
-        raise DataError(
-            f"{path}: {pixels}, far more than PIL opens (decompression-bomb limit {Image.MAX_IMAGE_PIXELS * 2:,}) and "
-            f"than medbundle's max_pixels. Downscale the image, or raise max_pixels (bundle key --max_pixels)."
-        ) from e
+        what = f"{pixels}, far more than PIL opens (decompression-bomb limit {Image.MAX_IMAGE_PIXELS * 2:,})"
+        raise PixelLimitError(
+            f"{path}: {what} and than medbundle's max_pixels. Downscale the image, or raise max_pixels (bundle key "
+            "--max_pixels).", what) from e
     except Exception:  # unreadable headers are reported by the reader that decodes the file
         return None
 
@@ -88,9 +97,7 @@ def check_pixels(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS) -
     for n in shape:
         pixels *= n
     if pixels > max_pixels:
-        size = " x ".join(str(n) for n in shape)
-        raise DataError(
-            f"{path}: {size} = {pixels:,} pixels, more than the limit of {max_pixels:,} (max_pixels). Downscale the "
-            f"image, or raise the limit: --max_pixels {pixels} for the bundle, max_pixels= for LoadImage2D(d) and "
-            "load_datalists."
-        )
+        what = f"{' x '.join(str(n) for n in shape)} = {pixels:,} pixels, more than the limit of {max_pixels:,}"
+        raise PixelLimitError(
+            f"{path}: {what} (max_pixels). Downscale the image, or raise the limit: --max_pixels {pixels} for the "
+            "bundle, max_pixels= for LoadImage2D(d) and load_datalists.", what)

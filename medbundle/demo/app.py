@@ -21,6 +21,7 @@ from typing import Any
 import streamlit as st
 
 from medbundle.data.errors import DataError
+from medbundle.data.limits import PixelLimitError
 from medbundle.demo.card import card_markdown
 from medbundle.demo.dicom_facts import dicom_facts
 from medbundle.demo.predictors import demo_images, get_predictor, trained_bundles
@@ -81,6 +82,8 @@ def predict(predictor: BundlePredictor, data: bytes, name: str, method: str, max
             start = time.perf_counter()
             answer = predictor.predict(path, explain=method)
             return {"answer": answer, "facts": facts, "ms": (time.perf_counter() - start) * 1000}
+        except PixelLimitError as e:  # the bundle keys that raise the limit are not the page user's to change
+            return {"error": f"{name}: {e.what}. Downscale the image and upload it again."}
         except (DataError, PredictorError) as e:  # the message names the saved copy: name the user's file instead
             saved = Path(tmp) / f"upload{safe_suffix(name)}"
             return {"error": str(e).replace(str(saved), name).replace(saved.name, name)}

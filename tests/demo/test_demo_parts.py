@@ -124,3 +124,16 @@ def test_command_line_refusals_are_one_line(capsys):
     assert "ct_infection: no trained model" in lines[2]
     with pytest.raises(SystemExit):
         parse_settings(["--port", "70000"])
+
+
+def test_page_refuses_too_many_pixels_without_naming_bundle_keys():
+    import io
+
+    from medbundle.demo.app import predict
+    from medbundle.demo.predictors import get_predictor
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((6000, 8000), np.uint8)).save(buffer, format="PNG")  # 48 M pixels > max_pixels 40 M
+    out = predict(get_predictor(BUNDLES / "pneumonia_xray"), buffer.getvalue(), "huge.png", "gradcam", 20)
+    assert out == {"error": "huge.png: 6000 x 8000 = 48,000,000 pixels, more than the limit of 40,000,000. Downscale "
+                            "the image and upload it again."}
