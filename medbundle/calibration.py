@@ -27,7 +27,7 @@ from medbundle.metrics.utils import _as_arrays
 from medbundle.utils import atomic_write_json, jsonable
 
 __all__ = ["CALIBRATION_JSON", "resolve_positive_class", "fit_calibration", "save_calibration", "load_calibration",
-           "apply_calibration", "calibration_columns", "file_sha256"]
+           "record_views", "calibrated_views", "apply_calibration", "calibration_columns", "file_sha256"]
 
 logger = logging.getLogger("medbundle.calibration")
 
@@ -138,13 +138,15 @@ def save_calibration(path: str | os.PathLike, record: dict, model_path: str | os
 
 
 def load_calibration(path: str | os.PathLike | None, model_path: str | os.PathLike | None = None,
-                     class_names: Sequence[str] | None = None) -> dict | None:
+                     class_names: Sequence[str] | None = None, views: int | None = None) -> dict | None:
     """Read a calibration record; ``None`` (with a warning where something is wrong) when it cannot be used.
 
     Args:
         path: the ``calibration.json``; ``None`` or a missing file: no calibration (no warning).
         model_path: when given, the record is used only if its ``model_sha256`` is this file's.
         class_names: when given, the record is used only if it has the same classes.
+        views: when given, the number of test-time views the probabilities to calibrate average
+            (:class:`medbundle.inferers.TTAInferer`); the record is used only if it was fitted on as many.
     """
     if path is None or not Path(path).is_file():
         return None
@@ -163,7 +165,32 @@ def load_calibration(path: str | os.PathLike | None, model_path: str | os.PathLi
         logger.warning("calibration: ignoring %s, its classes %s are not %s", path, record.get("class_names"),
                        list(class_names))
         return None
+    fitted = record_views(record)
+    if views is not None and fitted != int(views):
+        logger.warning("calibration: ignoring %s, fitted on the mean of %d test-time view(s) and these predictions "
+                       "average %d: pass --tta_views %d, or run evaluate.json again with --tta_views %d", path, fitted,
+                       int(views), fitted, int(views))
+        return None
     return record
+
+
+def record_views(record: dict) -> int:
+    """The number of test-time views the probabilities a calibration record was fitted on averaged (1 when the record
+    says nothing: records of earlier versions were fitted on single passes)."""
+    try:
+        views = int(record.get("test_time_views", 1))
+    except (TypeError, ValueError):
+        return 1
+    return views if 1 <= views <= 10 else 1
+
+
+def calibrated_views(path: str | os.PathLike | None, model_path: str | os.PathLike | None = None) -> int:
+    """The test-time views inference should average so that the calibration record at ``path`` applies: the number it
+    was fitted with (evaluate.json's ``tta_views``), or 1 when there is no usable record for ``model_path``."""
+    if path is None or not Path(path).is_file():
+        return 1
+    record = load_calibration(path, model_path)
+    return 1 if record is None else record_views(record)
 
 
 def apply_calibration(probs: Any, record: dict) -> dict:

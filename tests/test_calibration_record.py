@@ -11,6 +11,7 @@ from scipy.special import softmax
 
 from medbundle.calibration import (
     apply_calibration,
+    calibrated_views,
     calibration_columns,
     file_sha256,
     fit_calibration,
@@ -91,6 +92,22 @@ def test_load_refuses_another_model_or_other_classes(tmp_path, caplog):
         assert load_calibration(path) is None
     text = caplog.text
     assert "another model" in text and "classes" in text and "not a calibration record" in text
+
+
+def test_a_record_applies_only_to_outputs_of_as_many_test_time_views(tmp_path, caplog):
+    y, p = _outputs(100, 3)
+    model, path = tmp_path / "model.pt", tmp_path / "calibration.json"
+    model.write_bytes(b"weights")
+    save_calibration(path, fit_calibration(y, p, ["a", "b"]), model)  # a record without the field: single passes
+    assert calibrated_views(path, model) == 1 and load_calibration(path, model, views=1) is not None
+    save_calibration(path, dict(fit_calibration(y, p, ["a", "b"]), test_time_views=5), model)
+    assert calibrated_views(path, model) == 5 and load_calibration(path, model, views=5) is not None
+    with caplog.at_level(logging.WARNING, logger="medbundle.calibration"):
+        assert load_calibration(path, model, views=1) is None
+    assert "mean of 5 test-time view(s) and these predictions average 1: pass --tta_views 5" in caplog.text
+    assert calibrated_views(tmp_path / "missing.json", model) == 1
+    model.write_bytes(b"retrained")
+    assert calibrated_views(path, model) == 1  # a record of another model says nothing about this one
 
 
 def test_fit_with_one_class_falls_back_to_fixed_threshold(caplog):

@@ -63,4 +63,6 @@ class CalibrationFit(PredictionsWriter):
         record = fit_calibration(np.asarray(self.labels), np.stack(self.probs), self.class_names,
                                  positive_class=self.positive_class, threshold_rule=self.threshold_rule,
                                  alpha=self.alpha, split=self.split)
+        # the views inference must average for this record to apply (inference.json reads it: calibrated_views)
+        record["test_time_views"] = int(getattr(getattr(engine, "inferer", None), "views", 1))
         self.record = save_calibration(self.calibration_path, record, self.model_path)

@@ -68,11 +68,11 @@ class ClassificationReport(PredictionsWriter):
             self.class_names,
             ids=self.ids,
             log_csv=self.log_csv,
-            calibration=self.calibration(),
+            calibration=self.calibration(engine),
             entropy=self.entropy(),
             uncertainty=None if self.uncertainty is None else self.uncertainty.describe(),
             prevalence=self.prevalence,
             positive_class=self.positive_class,
             warning=None if self.split_check is None else split_warning(self.split_check),
-            test_time_views=getattr(engine.inferer, "views", 1),
+            test_time_views=getattr(getattr(engine, "inferer", None), "views", 1),
         )

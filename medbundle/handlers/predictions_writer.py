@@ -102,7 +102,7 @@ class PredictionsWriter:
             labels = np.asarray(self.labels) if len(self.labels) == len(self.ids) else None
             path = self.output_dir / "predictions.csv"
             probs = np.stack(self.probs)
-            calibration, entropy = self.calibration(), self.entropy()
+            calibration, entropy = self.calibration(engine), self.entropy()
             applied = apply_calibration(probs, calibration) if calibration else None
             if applied is not None:
                 logger.info(f"applied {self.calibration_path} (temperature {calibration['temperature']:.3f}, conformal "
@@ -111,9 +111,11 @@ class PredictionsWriter:
                                   extra_columns=calibration_columns(applied, self.class_names, entropy))
             logger.info(f"wrote {len(self.ids)} predictions to {path}")
 
-    def calibration(self) -> dict | None:
-        """The calibration record of ``calibration_path`` when it belongs to ``model_path`` and these classes."""
-        return load_calibration(self.calibration_path, self.model_path, self.class_names)
+    def calibration(self, engine: Engine | None = None) -> dict | None:
+        """The calibration record of ``calibration_path`` when it belongs to ``model_path``, these classes and the
+        test-time views of ``engine``'s inferer (:class:`medbundle.inferers.TTAInferer`; 1 for any other)."""
+        views = None if engine is None else int(getattr(getattr(engine, "inferer", None), "views", 1))
+        return load_calibration(self.calibration_path, self.model_path, self.class_names, views=views)
 
     def entropy(self) -> np.ndarray | None:
         """The entropies of the attached uncertainty handler, one per item, or None."""

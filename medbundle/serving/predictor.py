@@ -195,7 +195,7 @@ class BundlePredictor:
         self.target_layer = self.parser.get_parsed_content("target_layer")
         self.channels_last = bool(self.parser.get_parsed_content("channels_last"))
         self.calibration = load_calibration(self.parser.get_parsed_content("calibration_path"), self.model_path,
-                                            self.class_names)
+                                            self.class_names, views=int(getattr(self.inferer, "views", 1)))
         self.max_pixels = self.parser.get_parsed_content("max_pixels")
         self._lock = threading.Lock()
         logger.info("serving %s: %s (%s), classes %s, calibration %s", self.name, self.model_path, self.device,

@@ -35,6 +35,7 @@ def test_evaluate_fits_on_val_then_scores_test_and_inference_applies(trained, ct
     assert record["fitted_on"]["split"] == "val" and record["fitted_on"]["n"] == 24  # the demo's validation split
     assert record["threshold"]["positive_class"] == "severe_infection" and record["threshold"]["rule"] == "sensitivity:0.8"
     assert record["conformal"]["alpha"] == 0.1 and record["temperature"] > 0
+    assert record["test_time_views"] == 3  # inference.json reads it and averages as many views
 
     eval_dir = run / "eval"
     m = json.loads((eval_dir / "metrics.json").read_text())
@@ -58,6 +59,16 @@ def test_evaluate_fits_on_val_then_scores_test_and_inference_applies(trained, ct
     run_bundle(bundle_config(TASK, "inference"), *infer, cwd=tmp_path)
     rows = _rows(out / "predictions.csv")
     assert len(rows) == 24 and {f"cal_prob_{n}" for n in NAMES} | {"prediction_set", "set_size", "refer"} <= set(rows[0])
+    # the test split's calibrated probabilities again, from inference.json's 3 views: the same model, views, record
+    evaluated = {r["id"]: r for r in _rows(eval_dir / "predictions.csv")}
+    for r in rows:
+        got = float(r["cal_prob_severe_infection"])
+        assert got == pytest.approx(float(evaluated[r["id"]]["cal_prob_severe_infection"]), abs=2e-3), r["id"]
+
+    # single passes are not what the record was fitted on: it is ignored, with a warning saying what to pass
+    proc = run_bundle(bundle_config(TASK, "inference"), *infer, "--tta_views", "1", cwd=tmp_path)
+    assert "refer" not in _rows(out / "predictions.csv")[0]
+    assert "pass --tta_views 3" in proc.stdout + proc.stderr
 
     # a model file that is not the one calibrated: the record is ignored, with a warning
     record["model_sha256"] = "0" * 64
