@@ -12,6 +12,8 @@
 - :mod:`medbundle.metrics.conformal`: split conformal :func:`conformal_quantile`, :func:`prediction_sets`,
   :func:`conformal_summary`.
 - :mod:`medbundle.metrics.referral`: :func:`predictive_entropy`, :func:`referral_curve`.
+- :mod:`medbundle.metrics.present_auc`: :class:`PresentClassesROCAUCMetric`, MONAI's ROC AUC metric averaged over
+  the classes present (the training's ``val_auc``).
 - :mod:`medbundle.metrics.utils`: input checks shared by the metrics and the plots.
 """
 
@@ -22,11 +24,13 @@ from medbundle.metrics.classification import classification_metrics
 from medbundle.metrics.clinical import clinical_statistics, decision_statistics, predictive_values_at_prevalence
 from medbundle.metrics.conformal import conformal_quantile, conformal_summary, prediction_sets
 from medbundle.metrics.intervals import delong_auc, delong_macro_auc, proportion_with_ci, wilson_interval
+from medbundle.metrics.present_auc import PresentClassesROCAUCMetric
 from medbundle.metrics.referral import predictive_entropy, referral_curve
 from medbundle.metrics.temperature import apply_temperature, calibration_summary, fit_temperature
 from medbundle.metrics.threshold import choose_threshold
 
 __all__ = [
+    "PresentClassesROCAUCMetric",
     "apply_temperature",
     "calibration_summary",
     "choose_threshold",
