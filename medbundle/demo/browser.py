@@ -144,6 +144,35 @@ class DemoPage:
         control.send_keys(str(Path(path).resolve()))
         return start
 
+    def _labelled(self, testid: str, label: str, timeout: float):
+        """The widget ``[data-testid=<testid>]`` whose label is ``label``."""
+        from selenium.webdriver.common.by import By
+
+        return self._wait(lambda: next((w for w in self.driver.find_elements(By.CSS_SELECTOR, f"[data-testid={testid}]")
+                                        if w.text.splitlines()[:1] == [label]), None), timeout, f"the control {label!r}")
+
+    def select(self, label: str, option: str, timeout: float = 30) -> None:
+        """Choose ``option`` in the select box labelled ``label`` (type its text and press Enter, as a keyboard
+        user would)."""
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.common.keys import Keys
+
+        box = self._labelled("stSelectbox", label, timeout)
+        field = box.find_element(By.TAG_NAME, "input")
+        field.click()
+        field.send_keys(option)
+        self._wait(lambda: any(o.text == option for o in self.driver.find_elements(By.CSS_SELECTOR, "[role=option]")),
+                   timeout, f"the option {option!r} of {label!r}")
+        field.send_keys(Keys.ENTER)
+
+    def type_text(self, label: str, text: str, timeout: float = 30) -> None:
+        """Type ``text`` into the text field labelled ``label`` and press Enter (Streamlit applies it then)."""
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.common.keys import Keys
+
+        field = self._labelled("stTextInput", label, timeout).find_element(By.TAG_NAME, "input")
+        field.send_keys(text, Keys.ENTER)
+
     def result(self, name: str, timeout: float = 120) -> str:
         """The prediction heading (``Prediction: NORMAL``) once the page shows the answer for the file ``name``."""
         from selenium.webdriver.common.by import By

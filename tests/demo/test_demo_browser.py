@@ -15,6 +15,9 @@ import pytest
 from PIL import Image
 
 from medbundle.demo.browser import DemoPage, DemoServer, missing_requirements
+from medbundle.serving.predictor import BUNDLES
+
+BUNDLE = BUNDLES / "pneumonia_xray"
 
 pytestmark = pytest.mark.slow
 
@@ -97,3 +100,23 @@ def test_bad_files_show_one_line_and_the_page_keeps_serving(server, page, film, 
     page.upload(path)  # the same page answers the next good file
     assert page.result(path.name) == f"Prediction: {label}"
     assert server.proc.poll() is None and server.healthy()
+
+
+def test_demo_image_explanation_methods_and_a_run_folder(server, page, film, tmp_path):
+    path, label = film
+    page.select("... or pick a demo image", "RG1_UNCR.dcm (chest radiograph, DICOM, pydicom-data)")
+    assert page.result(path.name) == f"Prediction: {label}"
+    for method in ("Grad-CAM++", "Occlusion (slow)"):
+        page.select("Explanation", method)
+        page.wait_text(f"{path.name} · {method} ·", timeout=180)
+        images = page.images(("heat map", "overlay"))
+        assert images.get("heat map", 0) > 0 and images.get("overlay", 0) > 0, (method, images)
+    run = tmp_path / "run"  # a run folder: the shipped model and its calibration copied, served from there
+    (run / "models").mkdir(parents=True)
+    for name in ("model.pt", "calibration.json"):
+        shutil.copy(BUNDLE / "models" / name, run / "models" / name)
+    page.type_text("Run folder (optional)", str(run))
+    page.wait_text(f"Model: {run / 'models' / 'model.pt'}", timeout=120)
+    assert page.result(path.name) == f"Prediction: {label}"
+    page.type_text("Run folder (optional)", "/no/such/run")
+    assert "/no/such/run" in page.error("/no/such/run") and server.proc.poll() is None
