@@ -91,6 +91,15 @@ def test_report_binary_without_log_and_with_absent_class(tmp_path):
     saved = _strict_json(tmp_path / "absent" / "metrics.json")
     assert saved["per_class"]["c"]["auc"] is None and m3["per_class"]["c"]["auc"] is None
     _assert_png(tmp_path / "absent" / "roc.png")
+    # class c has no test image and is predicted once: the headline macro F1 is over a and b (as balanced accuracy
+    # and AUC), sklearn's classification_report average (macro_avg) counts c with F1 0
+    from sklearn.metrics import f1_score
+
+    pred = probs3.argmax(axis=1)
+    assert m3["macro_f1"] == pytest.approx(f1_score(y3, pred, labels=[0, 1], average="macro"))
+    assert m3["macro_avg"]["f1"] == pytest.approx(f1_score(y3, pred, labels=[0, 1, 2], average="macro", zero_division=0))
+    assert m3["macro_f1"] > m3["macro_avg"]["f1"]
+    assert "(over the 2 of 3 classes with test images)" in (tmp_path / "absent" / "classification_report.txt").read_text()
 
 
 def test_predictions_csv_without_labels(tmp_path):

@@ -37,8 +37,10 @@ def classification_metrics(y_true: Any, probs: Any, class_names: Sequence[str]) 
 
     The prediction is ``argmax(probs, axis=1)``. All sklearn calls use ``labels=range(C)``, so
     classes absent from ``y_true`` (small or filtered test sets) never crash the computation:
-    their AUC, sensitivity and NPV are ``None`` (JSON ``null``) and they count with zero recall and
-    F1 in the macro / weighted averages, exactly as sklearn's ``classification_report`` does.
+    their AUC, sensitivity and NPV are ``None`` (JSON ``null``). The headline averages ``macro_f1``,
+    ``balanced_accuracy`` and ``auc_macro_ovr`` are over the classes present in ``y_true`` (a class with no
+    test image has no measurable F1); ``macro_avg`` and ``weighted_avg`` stay sklearn's
+    ``classification_report`` over all ``C`` classes, an absent class counting with zero recall and F1.
 
     Per-class one-vs-rest quantities follow the clinical definitions on the confusion matrix:
     ``sensitivity = TP/(TP+FN)``, ``specificity = TN/(TN+FP)``, ``ppv = TP/(TP+FP)``,
@@ -53,7 +55,8 @@ def classification_metrics(y_true: Any, probs: Any, class_names: Sequence[str]) 
 
     Returns:
         dict with keys ``n``, ``n_classes``, ``class_names``, ``accuracy``, ``balanced_accuracy``
-        (mean recall over the classes present in ``y_true``, as sklearn), ``macro_f1``,
+        (mean recall over the classes present in ``y_true``, as sklearn), ``macro_f1`` (mean F1 over the
+        classes present in ``y_true``),
         ``weighted_f1``, ``cohen_kappa``, ``auc_macro_ovr`` (mean one-vs-rest AUC over the classes
         present in ``y_true``, equal to sklearn's ``roc_auc_score(multi_class="ovr",
         average="macro")`` when all classes are present; for 2 classes the binary AUC of class 1),
@@ -88,6 +91,9 @@ def classification_metrics(y_true: Any, probs: Any, class_names: Sequence[str]) 
         for avg in ("macro", "weighted"):
             ap, ar, af, _ = precision_recall_fscore_support(y, pred, labels=labels, average=avg, zero_division=0)
             averages[avg] = {"precision": ap, "recall": ar, "f1": af, "support": int(n)}
+        present = sorted(set(int(v) for v in y))
+        macro_f1_present = precision_recall_fscore_support(y, pred, labels=present, average="macro",
+                                                           zero_division=0)[2]
         kappa = cohen_kappa_score(y, pred, labels=labels)
         bal_acc = balanced_accuracy_score(y, pred)
 
@@ -124,7 +130,7 @@ def classification_metrics(y_true: Any, probs: Any, class_names: Sequence[str]) 
         "class_names": names,
         "accuracy": accuracy_score(y, pred),
         "balanced_accuracy": bal_acc,
-        "macro_f1": averages["macro"]["f1"],
+        "macro_f1": macro_f1_present,
         "weighted_f1": averages["weighted"]["f1"],
         "cohen_kappa": kappa,
         "auc_macro_ovr": auc_macro,
