@@ -153,6 +153,8 @@ def load_calibration(path: str | os.PathLike | None, model_path: str | os.PathLi
     try:
         record = json.loads(Path(path).read_text(encoding="utf-8"))
         float(record["temperature"]), float(record["conformal"]["qhat"])
+        if not 1 <= int(record.get("test_time_views", 1)) <= 10:
+            raise ValueError(f"test_time_views {record['test_time_views']!r} is not 1 to 10")
     except (OSError, ValueError, KeyError, TypeError) as e:
         logger.warning("calibration: ignoring %s, not a calibration record (%s): run evaluate.json again", path, e)
         return None
@@ -175,13 +177,9 @@ def load_calibration(path: str | os.PathLike | None, model_path: str | os.PathLi
 
 
 def record_views(record: dict) -> int:
-    """The number of test-time views the probabilities a calibration record was fitted on averaged (1 when the record
-    says nothing: records of earlier versions were fitted on single passes)."""
-    try:
-        views = int(record.get("test_time_views", 1))
-    except (TypeError, ValueError):
-        return 1
-    return views if 1 <= views <= 10 else 1
+    """The number of test-time views the probabilities of a record read by :func:`load_calibration` averaged (1 when
+    the record says nothing: records of earlier versions were fitted on single passes)."""
+    return int(record.get("test_time_views", 1))
 
 
 def calibrated_views(path: str | os.PathLike | None, model_path: str | os.PathLike | None = None) -> int:

@@ -13,7 +13,7 @@ from medbundle.errors import OptionError
 from medbundle.options import as_bool
 from medbundle.uncertainty import tta_view
 
-__all__ = ["AutocastInferer", "TTAInferer", "bf16_supported"]
+__all__ = ["AutocastInferer", "TTAInferer", "bf16_supported", "averaged_views"]
 
 
 def bf16_supported(device: torch.device | str) -> bool:
@@ -106,3 +106,8 @@ class TTAInferer(Inferer):
                               dim=1)
             probs = p if probs is None else probs + p
         return torch.log((probs / self.views).clamp_min(torch.finfo(torch.float32).tiny))
+
+
+def averaged_views(inferer: Any) -> int:
+    """How many test-time views the outputs of ``inferer`` average: a :class:`TTAInferer`'s ``views``, else 1."""
+    return int(getattr(inferer, "views", 1))

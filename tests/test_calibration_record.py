@@ -118,3 +118,14 @@ def test_fit_with_one_class_falls_back_to_fixed_threshold(caplog):
     assert rec["threshold"]["rule"] == "fixed:0.5" and "only one" in caplog.text
     with pytest.raises(ValueError, match="threshold_rule"):
         fit_calibration(y, p, ["neg", "pos"], threshold_rule="best")
+
+
+@pytest.mark.parametrize("views", [0, 11, "three", None])
+def test_a_record_with_a_bad_view_count_is_not_a_record(tmp_path, caplog, views):
+    y, p = _outputs(60, 4)
+    model, path = tmp_path / "model.pt", tmp_path / "calibration.json"
+    model.write_bytes(b"weights")
+    save_calibration(path, dict(fit_calibration(y, p, ["a", "b"]), test_time_views=views), model)
+    with caplog.at_level(logging.WARNING, logger="medbundle.calibration"):
+        assert load_calibration(path, model) is None and calibrated_views(path, model) == 1
+    assert "not a calibration record" in caplog.text and "run evaluate.json again" in caplog.text

@@ -12,6 +12,7 @@ from ignite.engine import Engine
 from medbundle.calibration import fit_calibration, resolve_positive_class, save_calibration
 from medbundle.errors import OptionError
 from medbundle.handlers.predictions_writer import PredictionsWriter
+from medbundle.inferers import averaged_views
 from medbundle.metrics.threshold import parse_threshold_rule
 from medbundle.runtime import is_rank_zero
 
@@ -64,5 +65,5 @@ class CalibrationFit(PredictionsWriter):
                                  positive_class=self.positive_class, threshold_rule=self.threshold_rule,
                                  alpha=self.alpha, split=self.split)
         # the views inference must average for this record to apply (inference.json reads it: calibrated_views)
-        record["test_time_views"] = int(getattr(getattr(engine, "inferer", None), "views", 1))
+        record["test_time_views"] = averaged_views(getattr(engine, "inferer", None))
         self.record = save_calibration(self.calibration_path, record, self.model_path)

@@ -12,6 +12,7 @@ from medbundle.calibration import resolve_positive_class
 from medbundle.data.split_check import split_warning
 from medbundle.errors import OptionError
 from medbundle.handlers.predictions_writer import PredictionsWriter
+from medbundle.inferers import averaged_views
 from medbundle.report import write_classification_report
 from medbundle.runtime import is_rank_zero
 
@@ -74,5 +75,5 @@ class ClassificationReport(PredictionsWriter):
             prevalence=self.prevalence,
             positive_class=self.positive_class,
             warning=None if self.split_check is None else split_warning(self.split_check),
-            test_time_views=getattr(getattr(engine, "inferer", None), "views", 1),
+            test_time_views=averaged_views(getattr(engine, "inferer", None)),
         )

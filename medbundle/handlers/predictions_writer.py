@@ -13,6 +13,7 @@ from ignite.engine import Engine, Events
 from monai.handlers import from_engine
 
 from medbundle.calibration import apply_calibration, calibration_columns, load_calibration
+from medbundle.inferers import averaged_views
 from medbundle.report import write_predictions_csv
 from medbundle.runtime import is_rank_zero
 
@@ -114,7 +115,7 @@ class PredictionsWriter:
     def calibration(self, engine: Engine | None = None) -> dict | None:
         """The calibration record of ``calibration_path`` when it belongs to ``model_path``, these classes and the
         test-time views of ``engine``'s inferer (:class:`medbundle.inferers.TTAInferer`; 1 for any other)."""
-        views = None if engine is None else int(getattr(getattr(engine, "inferer", None), "views", 1))
+        views = None if engine is None else averaged_views(getattr(engine, "inferer", None))
         return load_calibration(self.calibration_path, self.model_path, self.class_names, views=views)
 
     def entropy(self) -> np.ndarray | None:

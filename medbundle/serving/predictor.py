@@ -29,6 +29,7 @@ import torch
 
 from medbundle.calibration import apply_calibration, load_calibration
 from medbundle.data.errors import DataError
+from medbundle.inferers import averaged_views
 from medbundle.runs.bundle import BUNDLES
 from medbundle.runs.bundle import resolve_bundle as _resolve_bundle
 from medbundle.runs.record import bundle_parser
@@ -195,7 +196,7 @@ class BundlePredictor:
         self.target_layer = self.parser.get_parsed_content("target_layer")
         self.channels_last = bool(self.parser.get_parsed_content("channels_last"))
         self.calibration = load_calibration(self.parser.get_parsed_content("calibration_path"), self.model_path,
-                                            self.class_names, views=int(getattr(self.inferer, "views", 1)))
+                                            self.class_names, views=averaged_views(self.inferer))
         self.max_pixels = self.parser.get_parsed_content("max_pixels")
         self._lock = threading.Lock()
         logger.info("serving %s: %s (%s), classes %s, calibration %s", self.name, self.model_path, self.device,
