@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import atexit
-import io
+import copy as copy_module
 import logging
 import re
 import threading
@@ -33,10 +33,13 @@ _BACKGROUND_HANDLERS: weakref.WeakSet[_AtomicSaveHandler] = weakref.WeakSet()
 class _AtomicSaveHandler(BaseSaveHandler):
     """Save a checkpoint through a temporary file and an atomic rename (readable by group and others).
 
-    With ``background``, the checkpoint is serialised in the calling thread (a consistent snapshot: training
-    may change the tensors as soon as the call returns) and the file is written, fsync'ed and renamed into
-    place by a background thread. One write is in flight at most: the next save or removal waits for it first,
-    and re-raises its error.
+    With ``background``, the calling thread takes a consistent snapshot of the checkpoint (training may change
+    the tensors as soon as the call returns): every tensor is copied into a buffer kept from the previous save
+    (a memory copy; the buffers hold one copy of the checkpoint's tensors between saves), the rest is
+    deep-copied. A background thread then serialises the snapshot into the file, fsyncs and renames it into
+    place, and only then removes the files ignite asked to remove before this save, so the newest checkpoint on
+    disk is never the one removed. One write is in flight at most: the next save waits for it first, and
+    re-raises its error.
 
     Args:
         dirname: folder of the checkpoints.
@@ -50,6 +53,8 @@ class _AtomicSaveHandler(BaseSaveHandler):
         self.background = background
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._buffers: list[torch.Tensor] = []
+        self._removals: list[Path] = []
 
     def __call__(self, checkpoint: dict, filename: str, metadata: dict | None = None) -> None:
         self.wait()
@@ -58,16 +63,51 @@ class _AtomicSaveHandler(BaseSaveHandler):
             with atomic_write(path, "wb") as f:
                 torch.save(checkpoint, f)
             return
-        buffer = io.BytesIO()
-        torch.save(checkpoint, buffer)
-        self._thread = threading.Thread(target=self._write, args=(path, buffer), name=f"checkpoint writer {path.name}")
+        snapshot = self._snapshot(checkpoint)
+        removals, self._removals = self._removals, []
+        self._thread = threading.Thread(target=self._write, args=(path, snapshot, removals),
+                                        name=f"checkpoint writer {path.name}")
         _BACKGROUND_HANDLERS.add(self)
         self._thread.start()
 
-    def _write(self, path: Path, buffer: io.BytesIO) -> None:
+    def _snapshot(self, checkpoint: Any) -> Any:
+        """A copy of ``checkpoint`` that training cannot change: its tensors copied into the kept buffers."""
+        buffers: list[torch.Tensor] = []
+        old = iter(self._buffers)
+
+        def copy(obj: Any) -> Any:
+            if isinstance(obj, torch.Tensor):
+                obj = obj.detach()
+                buf = next(old, None)
+                if buf is None or (buf.shape, buf.stride(), buf.dtype, buf.device) != \
+                        (obj.shape, obj.stride(), obj.dtype, obj.device):
+                    buf = obj.clone(memory_format=torch.preserve_format)
+                else:
+                    buf.copy_(obj)
+                buffers.append(buf)
+                return buf
+            if isinstance(obj, dict):  # OrderedDict and its attributes (a module state dict's _metadata) kept
+                out = copy_module.copy(obj)
+                if hasattr(obj, "__dict__"):
+                    out.__dict__.update(copy_module.deepcopy(obj.__dict__))
+                for k, v in obj.items():
+                    out[k] = copy(v)
+                return out
+            if type(obj) in (list, tuple):
+                return type(obj)(copy(v) for v in obj)
+            return copy_module.deepcopy(obj)
+
+        snapshot = copy(checkpoint)
+        self._buffers = buffers
+        return snapshot
+
+    def _write(self, path: Path, snapshot: Any, removals: list[Path]) -> None:
         try:
             with atomic_write(path, "wb") as f:
-                f.write(buffer.getbuffer())
+                torch.save(snapshot, f)
+            for old in removals:
+                if old != path:
+                    old.unlink(missing_ok=True)
         except BaseException as e:  # re-raised by wait() in the training thread
             e.add_note(f"(while writing the checkpoint {path} in the background)")
             self._error = e
@@ -82,12 +122,16 @@ class _AtomicSaveHandler(BaseSaveHandler):
             raise error
 
     def remove(self, filename: str) -> None:
-        # ignite removes the oldest checkpoint before saving the next one: the write in flight may be that file
-        self.wait()
         # a fixed file name is replaced atomically by the next save: removing it first would open
         # a window in which a kill leaves no checkpoint at all
-        if self.filename is None:
-            (self.dirname / filename).unlink(missing_ok=True)
+        if self.filename is not None:
+            return
+        if self.background:
+            # ignite removes the oldest checkpoint just before saving the next one: the writer removes it
+            # once the new file is on disk
+            self._removals.append(self.dirname / filename)
+            return
+        (self.dirname / filename).unlink(missing_ok=True)
 
 
 def wait_for_checkpoints() -> None:
@@ -122,14 +166,14 @@ class CheckpointSaver(_MonaiCheckpointSaver):
     key-metric checkpoint, so saving this saver inside the full training state lets a resumed run
     keep its best model until a better one comes.
 
-    With ``background`` (the default), the state is serialised into memory when the save is due (a
-    consistent snapshot) and the file is written, fsync'ed and renamed into place by a background thread
-    while training goes on. The write is waited for (and its error raised in the training thread) at the
+    With ``background`` (the default), the state's tensors are copied into buffers kept from the previous save
+    when the save is due (a consistent snapshot, a memory copy) and the file is serialised, written, fsync'ed
+    and renamed into place by a background thread while training goes on. The write is waited for (and its error raised in the training thread) at the
     next save, at the end of the next iteration of the engine, and when the engine completes, terminates
     or raises (every checkpoint in flight is on disk when ``run()`` returns), and at process exit.
-    ``n_saved`` holds as before: the oldest file is removed only after the write in flight is done. A
-    process killed during a write leaves the previous files (and a temporary file), never a truncated one.
-    The snapshot costs memory of the size of the checkpoint while it is written.
+    ``n_saved`` holds as before: the oldest file is removed only once the new one is on disk. A process
+    killed during a write leaves the previous files (and a temporary file), never a truncated one. The
+    snapshot buffers cost memory of the size of the checkpoint's tensors, kept between saves.
 
     ``n_saved`` also holds across runs in the same folder (a resumed run): at its first interval save a run
     takes over the interval checkpoints already in ``save_dir`` (named as this saver names them) as its own

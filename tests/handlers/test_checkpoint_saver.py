@@ -215,6 +215,47 @@ def test_background_write_overlaps_training(tmp_path, monkeypatch):
     assert _checkpoints(tmp_path) == ["model_epoch=2.pt"]
 
 
+def test_background_snapshot_reuses_its_buffers_and_keeps_state_dict_metadata(tmp_path):
+    """The snapshot copies into the buffers of the previous save (no new allocation once shapes are known); a
+    module state dict keeps its ``_metadata`` (the version of a batch-norm layer's state), as a direct save does."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 1))
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    trainer = _trainer(model, opt)
+    saver = CheckpointSaver(str(tmp_path), {"model": model, "optimizer": opt}, save_interval=1, n_saved=3)
+    saver.attach(trainer)
+    handler = saver._interval_checkpoint.save_handler
+    buffers: list[list[int]] = []
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: buffers.append([id(b) for b in handler._buffers]))
+    trainer.run([0, 1], max_epochs=3)
+    # epoch 1: the Adam state appears at the first step, so every buffer exists from the first save on
+    assert len(buffers[0]) == len(model.state_dict()) + 2 * len(list(model.parameters())) + len(opt.state) \
+        and buffers[0] == buffers[1] == buffers[2]
+    state = torch.load(tmp_path / "checkpoint_epoch=3.pt", weights_only=True)
+    assert state["model"]._metadata == model.state_dict()._metadata
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(state["model"][k], v)
+
+
+def test_background_save_removes_the_oldest_only_after_the_new_file_is_on_disk(tmp_path, monkeypatch):
+    present_while_writing: list[list[str]] = []
+
+    @contextlib.contextmanager
+    def recording_atomic_write(path, mode="w", **kwargs):
+        present_while_writing.append(_checkpoints(tmp_path))
+        with _ORIGINAL_ATOMIC_WRITE(path, mode, **kwargs) as f:
+            yield f
+
+    monkeypatch.setattr(mb_checkpoint_saver, "atomic_write", recording_atomic_write)
+    model, opt = _model_and_opt()
+    trainer = _trainer(model, opt)
+    CheckpointSaver(str(tmp_path), {"model": model}, save_interval=1, n_saved=1).attach(trainer)
+    trainer.run([0], max_epochs=3)
+    # ignite asks for the removal of epoch 1 before saving epoch 2: the file stays until epoch 2 is written
+    assert present_while_writing == [[], ["model_epoch=1.pt"], ["model_epoch=2.pt"]]
+    assert _checkpoints(tmp_path) == ["model_epoch=3.pt"]
+
+
 def test_background_best_model_and_synchronous_option(tmp_path, monkeypatch):
     monkeypatch.setattr(mb_checkpoint_saver, "atomic_write", _slow_atomic_write)
     model, _ = _model_and_opt()
