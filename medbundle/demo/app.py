@@ -157,8 +157,12 @@ def main() -> None:
         if fresh:  # the server's share of upload-to-result (scripts/benchmark_demo.py reads it from the log)
             logger.info("page: %s answered and drawn in %.0f ms (prediction %.0f ms)", name,
                         (time.perf_counter() - started) * 1000, st.session_state["result"].get("ms", float("nan")))
-    with st.expander("Model card", expanded=source is None):
-        st.markdown(card_markdown(predictor.bundle_root)[1])
+    # open until the first answer; not re-opened while the next upload replaces the last (the page does not jump)
+    with st.expander("Model card", expanded="result_key" not in st.session_state):
+        _, text, figures = card_markdown(predictor.bundle_root)
+        st.markdown(text)
+        for column, (path, caption) in zip(st.columns(max(1, len(figures))), figures):
+            column.image(str(path), caption=caption)
 
 
 if __name__ == "__main__":

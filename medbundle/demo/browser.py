@@ -51,6 +51,33 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+# Times one upload inside the page: the upload control's change event starts the clock; it stops at the first moment
+# the caption names the file, the prediction heading is there and every captioned image has loaded (checked on each
+# DOM mutation and each image load event, captured).
+_TIMER_JS = """
+const name = arguments[0], captions = arguments[1];
+window.__mbStart = null; window.__mbShown = null;
+const input = document.querySelector('[data-testid=stFileUploader] input[type=file]');
+input.addEventListener('change', () => { window.__mbStart = performance.now(); }, {once: true, capture: true});
+const loaded = (cap) => [...document.querySelectorAll('[data-testid=stImage]')].some((b) => {
+  const img = b.querySelector('img');
+  return b.textContent.trim() === cap && img !== null && img.complete && img.naturalWidth > 0;
+});
+const check = () => {
+  if (window.__mbStart === null || window.__mbShown !== null) return;
+  const named = [...document.querySelectorAll('[data-testid=stCaptionContainer]')]
+    .some((c) => c.textContent.startsWith(name + ' ·'));
+  if (!named || document.getElementById('prediction') === null || !captions.every(loaded)) return;
+  window.__mbShown = performance.now();
+  observer.disconnect();
+  document.removeEventListener('load', check, true);
+};
+const observer = new MutationObserver(check);
+observer.observe(document.body, {childList: true, subtree: true, characterData: true, attributes: true});
+document.addEventListener('load', check, true);
+"""
+
+
 class DemoServer:
     """``python -m medbundle.demo --port <free port> <args>`` in a subprocess, its output in ``log``.
 
@@ -117,7 +144,7 @@ class DemoPage:
         self.driver.get(url)
         self.file_input(timeout=60)
 
-    def _wait(self, find, timeout: float, what: str):
+    def _wait(self, find, timeout: float, what: str, poll: float = 0.05):
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -128,7 +155,7 @@ class DemoPage:
                 return found
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{what} not shown within {timeout:.0f} s")
-            time.sleep(0.05)
+            time.sleep(poll)
 
     def file_input(self, timeout: float = 30):
         """The upload control's ``<input type=file>``."""
@@ -143,6 +170,19 @@ class DemoPage:
         start = time.monotonic()
         control.send_keys(str(Path(path).resolve()))
         return start
+
+    def upload_timed(self, path: str | os.PathLike, captions: tuple[str, ...], timeout: float = 120) -> float:
+        """Upload ``path`` and return the milliseconds the browser took from the file being chosen (the upload
+        control's ``change`` event) until the page shows the prediction for it and every image captioned
+        ``captions`` has loaded, timed by the page itself (``performance.now()`` in a MutationObserver and the
+        images' load events), so the driver's polling neither adds to nor delays the figure."""
+        self.driver.execute_script(_TIMER_JS, Path(path).name, list(captions))
+        self.upload(path)
+        done = self._wait(lambda: self.driver.execute_script("return window.__mbShown !== null && "
+                                                             "window.__mbStart !== null ? "
+                                                             "window.__mbShown - window.__mbStart : null"),
+                          timeout, f"the prediction and images for {Path(path).name}", poll=0.25)
+        return float(done)
 
     def _labelled(self, testid: str, label: str, timeout: float):
         """The widget ``[data-testid=<testid>]`` whose label is ``label``."""

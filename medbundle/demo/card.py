@@ -10,7 +10,7 @@ from typing import Any
 
 from medbundle.serving import model_card
 
-__all__ = ["card_markdown", "docs_card_section"]
+__all__ = ["card_figures", "card_markdown", "docs_card_section"]
 
 
 def docs_card_section(docs: str | os.PathLike | None) -> str | None:
@@ -27,8 +27,28 @@ def _figure(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def card_markdown(bundle_root: str | os.PathLike) -> tuple[dict[str, Any], str]:
-    """``(card, markdown)``: the model card of the bundle at ``bundle_root`` and its text for the page.
+def card_figures(section: str, docs_dir: Path) -> tuple[str, list[tuple[Path, str]]]:
+    """``(text, figures)``: ``section`` with its Markdown images taken out, and ``(file, caption)`` of each one that
+    is a file of ``docs_dir``. A relative image link in page Markdown would point at the web server, which does not
+    serve the bundle's files; the page shows the figures themselves instead. An image that is not such a file (a
+    web address, a missing file) leaves its caption in the text."""
+    figures: list[tuple[Path, str]] = []
+
+    def take(match: re.Match) -> str:
+        caption, target = match.group(1), match.group(2).strip()
+        path = (docs_dir / target).resolve()
+        if "://" not in target and path.is_file() and docs_dir.resolve() in path.parents:
+            figures.append((path, caption))
+            return ""
+        return f"*({caption})*"
+
+    text = re.sub(r"!\[([^\]]*)\]\(([^)\s]+)\)", take, section)
+    return re.sub(r"\n{3,}", "\n\n", text).strip(), figures
+
+
+def card_markdown(bundle_root: str | os.PathLike) -> tuple[dict[str, Any], str, list[tuple[Path, str]]]:
+    """``(card, markdown, figures)``: the model card of the bundle at ``bundle_root``, its text for the page and the
+    figures of its docs section (``(file, caption)``, shown by the page under the text).
 
     The text has the task, data, intended use, classes, the ``eval_metrics`` figures with what they were measured on,
     the bundle's own card section (intervals) where its docs have one, and the research-only disclaimer.
@@ -47,10 +67,12 @@ def card_markdown(bundle_root: str | os.PathLike) -> tuple[dict[str, Any], str]:
         if card.get("figures_note"):
             lines += [f"*Measured on:* {card['figures_note']}", ""]
     section = docs_card_section(card.get("docs"))
+    figures: list[tuple[Path, str]] = []
     if section:
+        section, figures = card_figures(section, Path(card["docs"]).parent)
         lines += [f"**From the bundle's documentation** (`{Path(card['docs']).name}`, with 95 % intervals):", "",
                   section, ""]
     elif card.get("docs"):
         lines += [f"Full card: `{card['docs']}`", ""]
     lines += [f"**{card['disclaimer']}**"]
-    return card, "\n".join(lines)
+    return card, "\n".join(lines), figures

@@ -62,7 +62,11 @@ def film(tmp_path_factory):
 
 def test_dicom_upload_shows_the_predictors_answer_heatmap_and_header(server, page, film, tmp_path):
     path, label = film
-    page.upload(path)
+    # the model card is open until the first answer, its plots shown by the page (not links it cannot answer)
+    card = page.images(("ROC with the operating point", "accuracy against referral"))
+    assert card.get("ROC with the operating point", 0) > 0 and card.get("accuracy against referral", 0) > 0, card
+    shown_ms = page.upload_timed(path, ("image (as the model saw it)", "heat map", "overlay"))  # timed by the page
+    assert 0 < shown_ms < 120_000
     assert page.result(path.name) == f"Prediction: {label}"
     images = page.images(("image (as the model saw it)", "heat map", "overlay"))
     assert images.get("heat map", 0) > 0 and images.get("overlay", 0) > 0, images

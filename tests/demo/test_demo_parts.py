@@ -12,7 +12,7 @@ from pydicom.data import get_testdata_file
 
 from medbundle.data.errors import DataError
 from medbundle.demo import DemoSettings, dicom_facts, parse_settings
-from medbundle.demo.card import card_markdown, docs_card_section
+from medbundle.demo.card import card_figures, card_markdown, docs_card_section
 from medbundle.demo.launch import port_free, streamlit_options
 from medbundle.demo.predictors import demo_images, trained_bundles
 from medbundle.demo.uploads import safe_suffix, save_upload
@@ -50,12 +50,30 @@ def test_save_upload_keeps_only_a_plain_suffix_and_enforces_the_limit(tmp_path):
 
 
 def test_model_card_text_has_data_intervals_intended_use_and_disclaimer():
-    card, text = card_markdown(BUNDLES / "pneumonia_xray")
+    card, text, figures = card_markdown(BUNDLES / "pneumonia_xray")
     assert card["bundle"] == "pneumonia_xray"
     for shown in ("Kermany", "Intended use", "auc", "0.957-0.981 (Wilson)", "95 %",
                   "Research and education only, not for clinical use."):
         assert shown in text, shown
     assert docs_card_section(None) is None
+    # the card's plots are shown by the page, not left as links the web server cannot answer
+    assert "![" not in text
+    assert [(p.name, c) for p, c in figures][:2] == [("roc.png", "ROC with the operating point"),
+                                                     ("precision_recall.png",
+                                                      "precision-recall with the operating point")]
+    assert all(p.is_file() for p, _ in figures)
+
+
+def test_card_figures_takes_out_the_docs_images_and_leaves_a_caption_for_the_rest(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "roc.png").write_bytes(b"png")
+    (tmp_path / "secret.png").write_bytes(b"png")
+    section = ("Figures:\n\n![the ROC](roc.png) ![gone](missing.png)\n\n\n\n![outside](../secret.png) "
+               "![web](https://example.org/a.png)\nend")
+    text, figures = card_figures(section, docs)
+    assert figures == [((docs / "roc.png").resolve(), "the ROC")]
+    assert text == "Figures:\n\n *(gone)*\n\n*(outside)* *(web)*\nend"
 
 
 def _answer(prediction_set, refer, calibrated=(0.8, 0.2)):
