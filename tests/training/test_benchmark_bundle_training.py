@@ -1,0 +1,45 @@
+"""scripts/benchmark_bundle_training.py: a bundle trained and evaluated as a user types it, figures and targets read
+from its run folder. A smoke test on the tiny CT demo set: the report's consistency is checked, never its speed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import SMOKE
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "benchmark_bundle_training.py"
+
+
+@pytest.mark.slow
+def test_trains_evaluates_and_checks_the_targets(ct_demo_dir, tmp_path):
+    out = tmp_path / "figures.json"
+    run = tmp_path / "run"
+    cmd = [sys.executable, str(SCRIPT), "--bundle", "ct_infection", "--dataset_dir", str(ct_demo_dir),
+           "--output_dir", str(run), "--target-auc", "0.0", "--target-sensitivity", "severe_infection=1.01",
+           "--out", str(out),
+           "--", *SMOKE, "--batch_size", "16"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert res["train"]["epochs"] == 2 and res["train"]["within_budget"] and res["train"]["wall_seconds"] > 0
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    assert res["test"]["accuracy"]["value"] == metrics["clinical"]["accuracy"]["value"]
+    assert res["targets"]["macro AUC"]["met"] is True
+    severe = metrics["clinical"]["per_class"]["severe_infection"]["sensitivity"]["value"]
+    assert res["targets"]["severe_infection sensitivity"] == {"value": severe, "target": 1.01, "met": False}
+    assert "severe_infection sensitivity >= 1.01" in proc.stdout and "NOT met" in proc.stdout
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--bundle", "nope", "--dataset_dir", "x"], "no bundles/nope/configs/train.json"),
+    (["--dataset_dir", "x", "--skip-train"], "--skip-train needs --output_dir"),
+    (["--dataset_dir", "x", "--target-sensitivity", "COVID-19"], "write CLASS=VALUE"),
+])
+def test_bad_arguments_are_one_line(argv, says):
+    proc = subprocess.run([sys.executable, str(SCRIPT), *argv], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and says in proc.stderr.strip().splitlines()[-1]
