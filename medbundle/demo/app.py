@@ -27,7 +27,7 @@ from medbundle.demo.dicom_facts import dicom_facts
 from medbundle.demo.predictors import demo_images, get_predictor, trained_bundles
 from medbundle.demo.settings import parse_settings
 from medbundle.demo.uploads import safe_suffix, save_upload
-from medbundle.demo.views import as_uint8, heatmap_rgb, probability_table, referral_text
+from medbundle.demo.views import as_uint8, figure_png, heatmap_rgb, probability_table, referral_text
 from medbundle.serving import EXPLAIN_METHODS, RESEARCH_ONLY, BundlePredictor, PredictorError
 from medbundle.serving.predictor import resolve_bundle
 
@@ -36,6 +36,12 @@ logger = logging.getLogger("medbundle.demo")
 METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcampp": "Grad-CAM++", "occlusion": "Occlusion (slow)",
                 "integrated_gradients": "Integrated gradients"}
 NO_EXAMPLE = "(none: upload a file)"
+
+
+@st.cache_resource(show_spinner=False)
+def _card_figure(path: str, mtime: float) -> bytes:
+    """A model-card figure made small once per file version (``mtime``), not on every rerun."""
+    return figure_png(path)
 
 
 def _bundle_choices(first: str) -> dict[str, str]:
@@ -162,7 +168,7 @@ def main() -> None:
         _, text, figures = card_markdown(predictor.bundle_root)
         st.markdown(text)
         for column, (path, caption) in zip(st.columns(max(1, len(figures))), figures):
-            column.image(str(path), caption=caption)
+            column.image(_card_figure(str(path), path.stat().st_mtime), caption=caption)
 
 
 if __name__ == "__main__":

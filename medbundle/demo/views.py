@@ -8,7 +8,7 @@ import numpy as np
 
 from medbundle.serving import Prediction
 
-__all__ = ["as_uint8", "heatmap_rgb", "probability_table", "referral_text"]
+__all__ = ["as_uint8", "figure_png", "heatmap_rgb", "probability_table", "referral_text"]
 
 
 def as_uint8(image: np.ndarray) -> np.ndarray:
@@ -17,6 +17,24 @@ def as_uint8(image: np.ndarray) -> np.ndarray:
     low, high = float(x.min()), float(x.max())
     x = (x - low) / (high - low) if high > low else np.zeros_like(x)
     return (x * 255).round().astype(np.uint8)
+
+
+def figure_png(path: str, max_width: int = 480) -> bytes:
+    """A figure file as an RGB PNG at most ``max_width`` pixels wide (the page shows card figures in columns: a
+    full-size plot would be decoded, resized and re-encoded by the page on every rerun)."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image = image.convert("RGBA")
+        flat = Image.new("RGB", image.size, "white")
+        flat.paste(image, mask=image.getchannel("A"))
+        if flat.width > max_width:
+            flat = flat.resize((max_width, round(flat.height * max_width / flat.width)), Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        flat.save(out, format="PNG", optimize=True)
+        return out.getvalue()
 
 
 def heatmap_rgb(heatmap: np.ndarray, cmap: str = "jet") -> np.ndarray:

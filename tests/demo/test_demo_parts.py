@@ -3,6 +3,8 @@ the command line's one-line refusals and Streamlit's offline settings."""
 
 from __future__ import annotations
 
+import io
+
 import socket
 
 import numpy as np
@@ -16,7 +18,7 @@ from medbundle.demo.card import card_figures, card_markdown, docs_card_section
 from medbundle.demo.launch import port_free, streamlit_options
 from medbundle.demo.predictors import demo_images, trained_bundles
 from medbundle.demo.uploads import safe_suffix, save_upload
-from medbundle.demo.views import as_uint8, heatmap_rgb, probability_table, referral_text
+from medbundle.demo.views import as_uint8, figure_png, heatmap_rgb, probability_table, referral_text
 from medbundle.serving import Prediction
 from conftest import BUNDLES
 
@@ -62,6 +64,17 @@ def test_model_card_text_has_data_intervals_intended_use_and_disclaimer():
                                                      ("precision_recall.png",
                                                       "precision-recall with the operating point")]
     assert all(p.is_file() for p, _ in figures)
+
+
+def test_figure_png_is_small_rgb_on_white(tmp_path):
+    rgba = np.zeros((300, 1000, 4), np.uint8)
+    rgba[:, :500] = (255, 0, 0, 255)  # the left half red and opaque, the right half transparent
+    Image.fromarray(rgba).save(tmp_path / "plot.png")
+    out = Image.open(io.BytesIO(figure_png(str(tmp_path / "plot.png"), max_width=400)))
+    assert out.mode == "RGB" and out.size == (400, 120)
+    assert out.getpixel((50, 60)) == (255, 0, 0) and out.getpixel((350, 60)) == (255, 255, 255)
+    Image.new("L", (200, 100), 7).save(tmp_path / "small.png")
+    assert Image.open(io.BytesIO(figure_png(str(tmp_path / "small.png")))).size == (200, 100)  # never enlarged
 
 
 def test_card_figures_takes_out_the_docs_images_and_leaves_a_caption_for_the_rest(tmp_path):
