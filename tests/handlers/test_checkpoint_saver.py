@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.engines import _ORIGINAL_ATOMIC_WRITE, _model_and_opt, _slow_atomic_write, _trainer
+from helpers.engines import _ORIGINAL_ATOMIC_WRITE, _atomic_write_after, _model_and_opt, _slow_atomic_write, _trainer
 from ignite.engine import Engine, Events
 from torch import nn
 
@@ -196,12 +196,8 @@ def test_background_write_overlaps_training(tmp_path, monkeypatch):
     next_iteration = threading.Event()
     overlapped: list[bool] = []
 
-    @contextlib.contextmanager
-    def waiting_atomic_write(path, mode="w", **kwargs):
-        overlapped.append(next_iteration.wait(timeout=10))  # a synchronous write would wait for nothing here
-        with _ORIGINAL_ATOMIC_WRITE(path, mode, **kwargs) as f:
-            yield f
-
+    # a synchronous write would wait for nothing here
+    waiting_atomic_write = _atomic_write_after(lambda path: overlapped.append(next_iteration.wait(timeout=10)))
     monkeypatch.setattr(mb_checkpoint_saver, "atomic_write", waiting_atomic_write)
     model, opt = _model_and_opt()
     trainer = _trainer(model, opt)
@@ -240,13 +236,8 @@ def test_background_snapshot_reuses_its_buffers_and_keeps_state_dict_metadata(tm
 def test_background_save_removes_the_oldest_only_after_the_new_file_is_on_disk(tmp_path, monkeypatch):
     present_while_writing: list[list[str]] = []
 
-    @contextlib.contextmanager
-    def recording_atomic_write(path, mode="w", **kwargs):
-        present_while_writing.append(_checkpoints(tmp_path))
-        with _ORIGINAL_ATOMIC_WRITE(path, mode, **kwargs) as f:
-            yield f
-
-    monkeypatch.setattr(mb_checkpoint_saver, "atomic_write", recording_atomic_write)
+    recording = _atomic_write_after(lambda path: present_while_writing.append(_checkpoints(tmp_path)))
+    monkeypatch.setattr(mb_checkpoint_saver, "atomic_write", recording)
     model, opt = _model_and_opt()
     trainer = _trainer(model, opt)
     CheckpointSaver(str(tmp_path), {"model": model}, save_interval=1, n_saved=1).attach(trainer)

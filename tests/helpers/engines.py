@@ -60,12 +60,20 @@ class _Wrapper(nn.Module):
 _ORIGINAL_ATOMIC_WRITE = mb_checkpoint_saver.atomic_write
 
 
-@contextlib.contextmanager
-def _slow_atomic_write(path, mode="w", **kwargs):
-    """``atomic_write`` that takes 0.3 s longer: a background write is still going on when training goes on."""
-    time.sleep(0.3)
-    with _ORIGINAL_ATOMIC_WRITE(path, mode, **kwargs) as f:
-        yield f
+def _atomic_write_after(before):
+    """``atomic_write`` that first calls ``before(path)`` (in the writer's thread)."""
+
+    @contextlib.contextmanager
+    def write(path, mode="w", **kwargs):
+        before(path)
+        with _ORIGINAL_ATOMIC_WRITE(path, mode, **kwargs) as f:
+            yield f
+
+    return write
+
+
+# ``atomic_write`` that takes 0.3 s longer: a background write is still going on when training goes on
+_slow_atomic_write = _atomic_write_after(lambda path: time.sleep(0.3))
 
 
 class _RecordingWriter:
