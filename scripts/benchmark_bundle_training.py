@@ -35,9 +35,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from medbundle.utils import atomic_write_json  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -90,6 +87,9 @@ def _interval(figure: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    sys.path.insert(0, str(REPO))
+    from medbundle.utils import atomic_write_json  # after the arguments: a wrong one is answered at once
+
     configs = REPO / "bundles" / args.bundle / "configs"
     temporary = None
     if args.output_dir is None:
