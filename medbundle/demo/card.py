@@ -35,14 +35,18 @@ def card_figures(section: str, docs_dir: Path) -> tuple[str, list[tuple[Path, st
     figures: list[tuple[Path, str]] = []
 
     def take(match: re.Match) -> str:
-        caption, target = match.group(1), match.group(2).strip()
-        path = (docs_dir / target).resolve()
-        if "://" not in target and path.is_file() and docs_dir.resolve() in path.parents:
+        caption, target = match.group(1), match.group(2)
+        try:
+            path = (docs_dir / target).resolve()
+            inside = "://" not in target and path.is_file() and docs_dir.resolve() in path.parents
+        except (OSError, RuntimeError):  # a link that loops
+            inside = False
+        if inside:
             figures.append((path, caption))
             return ""
         return f"*({caption})*"
 
-    text = re.sub(r"!\[([^\]]*)\]\(([^)\s]+)\)", take, section)
+    text = re.sub(r'!\[([^\]]*)\]\(([^)\s]+)(?:\s+"[^"]*")?\)', take, section)  # ![caption](file "title")
     return re.sub(r"\n{3,}", "\n\n", text).strip(), figures
 
 

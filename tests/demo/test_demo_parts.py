@@ -87,6 +87,10 @@ def test_card_figures_takes_out_the_docs_images_and_leaves_a_caption_for_the_res
     text, figures = card_figures(section, docs)
     assert figures == [((docs / "roc.png").resolve(), "the ROC")]
     assert text == "Figures:\n\n *(gone)*\n\n*(outside)* *(web)*\nend"
+    # a Markdown title after the file name, and a link that loops
+    (docs / "loop.png").symlink_to(docs / "loop.png")
+    text, figures = card_figures('![with title](roc.png "ROC curve") ![looping](loop.png)', docs)
+    assert figures == [((docs / "roc.png").resolve(), "with title")] and text == "*(looping)*"
 
 
 def _answer(prediction_set, refer, calibrated=(0.8, 0.2)):
