@@ -28,6 +28,8 @@ def test_trains_evaluates_and_checks_the_targets(ct_demo_dir, tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     res = json.loads(out.read_text())
     assert res["train"]["epochs"] == 2 and res["train"]["within_budget"] and res["train"]["wall_seconds"] > 0
+    # each command's own peak memory (a training process holds torch and the network: far above 100 MB)
+    assert res["train"]["peak_rss_mb"] > 100 and res["evaluate"]["peak_rss_mb"] > 100
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
     assert res["test"]["accuracy"]["value"] == metrics["clinical"]["accuracy"]["value"]
     assert res["targets"]["macro AUC"]["met"] is True
