@@ -168,9 +168,10 @@ class CheckpointSaver(_MonaiCheckpointSaver):
 
     With ``background`` (the default), the state's tensors are copied into buffers kept from the previous save
     when the save is due (a consistent snapshot, a memory copy) and the file is serialised, written, fsync'ed
-    and renamed into place by a background thread while training goes on. The write is waited for (and its error raised in the training thread) at the
-    next save, at the end of the next iteration of the engine, and when the engine completes, terminates
-    or raises (every checkpoint in flight is on disk when ``run()`` returns), and at process exit.
+    and renamed into place by a background thread while training goes on. The write is waited for (and its
+    error raised in the training thread) at the next save, at the end of the next iteration of the engine, and
+    when the engine completes, terminates or raises (every checkpoint in flight is on disk when ``run()``
+    returns), and at process exit.
     ``n_saved`` holds as before: the oldest file is removed only once the new one is on disk. A process
     killed during a write leaves the previous files (and a temporary file), never a truncated one. The
     snapshot buffers cost memory of the size of the checkpoint's tensors, kept between saves.

@@ -6,6 +6,7 @@ not their values.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import statistics
 import subprocess
@@ -31,3 +32,13 @@ def test_benchmark_runs_in_processes_and_quotes_their_median(tmp_path):
     assert bench["ratio"] == pytest.approx(statistics.median(ratios))
     assert bench["settings"]["iterations_per_epoch"] == 6 and bench["settings"]["timed_epochs"] == 2
     assert "ratio per process" in proc.stdout and "median of the processes" in proc.stdout
+
+
+def test_profile_needs_one_process(capsys):
+    spec = importlib.util.spec_from_file_location("benchmark_training", REPO / "scripts" / "benchmark_training.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(SystemExit) as exit_:
+        module.parse_args(["--profile", "20"])  # three processes by default: the profile would be dropped
+    assert exit_.value.code == 2 and "add --processes 1" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert module.parse_args(["--profile", "20", "--processes", "1"]).profile == 20
