@@ -81,6 +81,14 @@ def _run(cmd: list[str], log: Path) -> dict:
     return {"wall_seconds": round(wall, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024)}  # ru_maxrss: KiB
 
 
+def _check_classes(targets: dict, names: list[str], where: str) -> None:
+    """End with one line when a ``--target-sensitivity`` class is not one of ``names``."""
+    for name in targets:
+        if name not in names:
+            raise SystemExit(f"--target-sensitivity {name}: not a class of {where} ({', '.join(names)}); "
+                             f"use one of those names")
+
+
 def _interval(figure: dict) -> str:
     return f"{figure['value']:.3f} [{figure['lo']:.3f}, {figure['hi']:.3f}]"
 
@@ -91,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     from medbundle.utils import atomic_write_json  # after the arguments: a wrong one is answered at once
 
     configs = REPO / "bundles" / args.bundle / "configs"
+    if "--class_names" not in args.overrides:  # checked again on the test split; here before minutes of training
+        from medbundle.runs import class_names
+
+        _check_classes(args.targets, class_names(json.loads((configs / "metadata.json").read_text())),
+                       f"bundles/{args.bundle}")
     temporary = None
     if args.output_dir is None:
         temporary = tempfile.TemporaryDirectory(prefix=f"benchmark_{args.bundle}_")
@@ -122,10 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     checks = {}
     if args.target_auc is not None:
         checks["macro AUC"] = (clinical["auc_macro_ovr"]["value"], args.target_auc)
+    _check_classes(args.targets, list(clinical["per_class"]), "the test split")
     for name, target in args.targets.items():
-        if name not in clinical["per_class"]:
-            raise SystemExit(f"--target-sensitivity {name}: not a class of the test split "
-                             f"({', '.join(clinical['per_class'])}); use one of those names")
         checks[f"{name} sensitivity"] = (clinical["per_class"][name]["sensitivity"]["value"], target)
     res["targets"] = {k: {"value": v, "target": t, "met": v >= t} for k, (v, t) in checks.items()}
 

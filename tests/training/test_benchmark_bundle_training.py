@@ -54,3 +54,12 @@ def test_bad_arguments_are_one_line(argv, says, capsys):
     with pytest.raises(SystemExit) as exit_:
         _script().main(argv)
     assert exit_.value.code == 2 and says in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_an_unknown_target_class_is_refused_before_training(tmp_path):
+    with pytest.raises(SystemExit) as exit_:
+        _script().main(["--bundle", "ct_infection", "--dataset_dir", str(tmp_path), "--output_dir", str(tmp_path / "r"),
+                        "--target-sensitivity", "severe=0.9"])
+    assert str(exit_.value) == ("--target-sensitivity severe: not a class of bundles/ct_infection (no_infection, "
+                                "mild_infection, severe_infection); use one of those names")
+    assert not (tmp_path / "r" / "benchmark_train.log").exists()  # nothing was started
