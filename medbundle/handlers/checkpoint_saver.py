@@ -11,6 +11,7 @@ import copy as copy_module
 import logging
 import re
 import threading
+import time
 import weakref
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,13 @@ class CheckpointSaver(_MonaiCheckpointSaver):
     killed during a write leaves the previous files (and a temporary file), never a truncated one. The
     snapshot buffers cost memory of the size of the checkpoint's tensors, kept between saves.
 
+    With ``interval_seconds`` > 0, an interval checkpoint is also at least that many seconds after the previous
+    one (or after the start of the run): a save that falls sooner is skipped, except at the run's last epoch
+    (or iteration) and at an epoch after which the engine stops early (``engine.terminate()`` from an early
+    stopping handler), which are always saved. A run killed in between resumes from a checkpoint at most
+    ``interval_seconds`` (plus one epoch) old; short epochs then pay the save once per interval instead of
+    once per epoch.
+
     ``n_saved`` also holds across runs in the same folder (a resumed run): at its first interval save a run
     takes over the interval checkpoints already in ``save_dir`` (named as this saver names them) as its own
     earlier saves, so the oldest ones are removed as new ones come, and exactly ``n_saved`` stay. Files of
@@ -189,15 +197,28 @@ class CheckpointSaver(_MonaiCheckpointSaver):
         engine_key: when given, the engine this handler is attached to is saved under this key too
             (a config cannot name the trainer inside the trainer's own handlers: that is circular).
         background: write the files in a background thread; False writes them before the save returns.
+        interval_seconds: the least time in seconds between two interval checkpoints (see above); 0: every
+            ``save_interval`` epochs or iterations as in MONAI.
         kwargs: the other arguments of :class:`monai.handlers.CheckpointSaver`.
     """
 
     def __init__(
-        self, save_dir: str, save_dict: dict, engine_key: str | None = None, background: bool = True, **kwargs: Any
+        self, save_dir: str, save_dict: dict, engine_key: str | None = None, background: bool = True,
+        interval_seconds: float = 0.0, **kwargs: Any
     ) -> None:
         super().__init__(save_dir=save_dir, save_dict=save_dict, **kwargs)
         self.engine_key = engine_key
         self.background = background
+        try:
+            seconds = float(interval_seconds)
+        except (TypeError, ValueError):
+            seconds = float("nan")
+        if not seconds >= 0 or isinstance(interval_seconds, bool):
+            raise ValueError(f"CheckpointSaver: interval_seconds must be a number of seconds >= 0, got "
+                             f"{interval_seconds!r}; set checkpoint_seconds in train.json (or --checkpoint_seconds) "
+                             f"to a number, 0 for a checkpoint every epoch")
+        self.interval_seconds = seconds
+        self._last_interval_save = time.monotonic()
         self._adopted = False  # the interval checkpoints on disk are taken over at the first save of each run
         fixed = {
             "_final_checkpoint": kwargs.get("final_filename"),
@@ -232,12 +253,27 @@ class CheckpointSaver(_MonaiCheckpointSaver):
 
     def _new_run(self, engine: Engine) -> None:
         self._adopted = False
+        self._last_interval_save = time.monotonic()
 
     def interval_completed(self, engine: Engine) -> None:
+        if self.interval_seconds > 0 and time.monotonic() - self._last_interval_save < self.interval_seconds \
+                and not self._run_ends(engine):
+            return
+        self._last_interval_save = time.monotonic()
         if not self._adopted:
             self._adopt_files_on_disk(engine)
             self._adopted = True
         super().interval_completed(engine)
+
+    def _run_ends(self, engine: Engine) -> bool:
+        """Whether the engine stops after this epoch (or iteration): its last one, or an early stop."""
+        state = engine.state
+        if engine.should_terminate:
+            return True
+        if self.epoch_level:
+            return state.max_epochs is not None and state.epoch >= state.max_epochs
+        return state.max_epochs is not None and state.epoch_length is not None and \
+            state.iteration >= state.max_epochs * state.epoch_length
 
     def _adopt_files_on_disk(self, engine: Engine) -> None:
         """Make the interval checkpoints in ``save_dir`` this run's earlier saves (see the class docstring)."""

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_benchmark_runs_in_processes_and_quotes_their_median(tmp_path):
     out = tmp_path / "bench.json"
     cmd = [sys.executable, str(REPO / "scripts" / "benchmark_training.py"), "--skip-demo-run", "--threads", "1",
-           "--n-train", "96", "--batch-size", "16", "--warmup", "0", "--epochs", "2", "--processes", "3",
+           "--n-train", "96", "--batch-size", "16", "--warmup", "0", "--epochs", "3", "--processes", "3",
            "--out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -30,8 +30,44 @@ def test_benchmark_runs_in_processes_and_quotes_their_median(tmp_path):
     ratios = [p["ratio"] for p in bench["processes"]]
     assert len(ratios) == 3 and all(r > 0 for r in ratios)
     assert bench["ratio"] == pytest.approx(statistics.median(ratios))
-    assert bench["settings"]["iterations_per_epoch"] == 6 and bench["settings"]["timed_epochs"] == 2
+    assert bench["settings"]["iterations_per_epoch"] == 6 and bench["settings"]["timed_epochs"] == 3
+    # the run's start, then epoch 2 began with a checkpoint, epoch 3 without; the bundle's 60 s is amortised over
+    # the epochs between two checkpoints
+    assert [s["checkpoint"] for s in bench["steps"] if s["new_epoch"]] == [False, True, False]
+    bundle = bench["bundle"]
+    assert bundle["checkpoint_seconds"] == 60 and 0 < bundle["checkpoints_per_epoch"] < 1
+    assert bench["ratio_checkpoint_every_epoch"] >= bench["ratio"]
     assert "ratio per process" in proc.stdout and "median of the processes" in proc.stdout
+
+
+def _timing():
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import training_timing
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    return training_timing
+
+
+def test_checkpoint_cost_is_amortised_over_the_interval():
+    """Steps of 10 ms both sides, 4 per epoch; epoch ends cost 20 ms, or 120 ms with a checkpoint."""
+    summarise = _timing().summarise
+    steps = []
+    for epoch in range(4):
+        for i in range(4):
+            extra = 0.0 if i else (0.12 if epoch % 2 else 0.02)
+            steps.append({"images": 8, "hand_images": 8, "new_epoch": i == 0, "checkpoint": i == 0 and epoch % 2 == 1,
+                          "bundle_s": 0.01 + extra, "hand_s": 0.01, "bundle_cpu_s": 0.02, "hand_cpu_s": 0.02})
+    every = summarise(steps, 4, 8, checkpoint_seconds=0)
+    assert every["ratio"] == pytest.approx((0.01 + 0.12 / 4) / 0.01) == every["ratio_checkpoint_every_epoch"]
+    # epochs of 4 x 10 + 20 = 60 ms: a checkpoint every ceil(1 / 0.06) = 17 epochs
+    amortised = summarise(steps, 4, 8, checkpoint_seconds=1)
+    assert amortised["bundle"]["checkpoints_per_epoch"] == pytest.approx(1 / 17)
+    assert amortised["bundle"]["checkpoint_ms"] == pytest.approx(100)
+    assert amortised["ratio"] == pytest.approx((0.01 + (0.02 + 0.1 / 17) / 4) / 0.01)
+    assert amortised["ratio_checkpoint_every_epoch"] == pytest.approx(every["ratio"])
+    # epochs longer than the interval: every epoch
+    assert _timing().checkpoints_per_epoch(60, 100) == 1 == _timing().checkpoints_per_epoch(0, 1)
 
 
 def test_profile_needs_one_process(capsys):
