@@ -67,7 +67,7 @@ def build_bundle(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
     savers = [w for w in parser.get_parsed_content("train#writers") if isinstance(w, CheckpointSaver)]
     if len(savers) != 1:
-        raise RuntimeError(f"{BUNDLE_NAME} train.json: expected one CheckpointSaver in train#writers, got {len(savers)}")
+        raise RuntimeError(f"{BUNDLE_NAME} train.json: one CheckpointSaver expected in train#writers, found {len(savers)}")
     return {
         "parser": parser,
         "network": network,
@@ -358,18 +358,10 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> dict:
     result = summarise(steps, n_iter, batch_size, checkpoint_seconds)
     result.update({
         "settings": {
-            "data": args.data,
-            "threads": threads,
-            "batch_size": batch_size,
-            "iterations_per_epoch": n_iter,
-            "images_per_epoch": sum(len(x["image"]) for x in batches),
-            "n_train": args.n_train,
-            "warmup_epochs": args.warmup,
-            "timed_epochs": args.epochs,
-            "device": str(device),
-            "bf16_autocast": hand.amp,
-            "channels_last": hand.channels_last,
-            "validation": "off (val_interval=10**9)",
+            "data": args.data, "threads": threads, "batch_size": batch_size, "iterations_per_epoch": n_iter,
+            "images_per_epoch": sum(len(x["image"]) for x in batches), "n_train": args.n_train,
+            "warmup_epochs": args.warmup, "timed_epochs": args.epochs, "device": str(device),
+            "bf16_autocast": hand.amp, "channels_last": hand.channels_last, "validation": "off (val_interval=10**9)",
         },
         "equivalence": equivalence,
         "setup_seconds": {"make_demo_data": b["data_seconds"], "parse_and_instantiate": b["parse_seconds"],
@@ -386,8 +378,8 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> dict:
           f"{bb['checkpoints_per_epoch']:.3f} per epoch at checkpoint_seconds={checkpoint_seconds:g})")
     print(f"hand:   {hh['images_per_second']:.1f} images/s ({hh['median_step_ms']:.1f} ms/step)")
     print(f"bundle/hand ratio: {result['ratio']:.2f}")
-    print(f"  (exact {result['ratio']:.3f}; with a checkpoint every epoch {result['ratio_checkpoint_every_epoch']:.3f}; "
-          f"step only {result['ratio_step_only']:.3f}, paired median "
+    print(f"  (exact {result['ratio']:.3f}; with a checkpoint every epoch "
+          f"{result['ratio_checkpoint_every_epoch']:.3f}; step only {result['ratio_step_only']:.3f}, paired median "
           f"{result['ratio_paired_median']:.3f}, CPU time {result['ratio_cpu_time']:.3f}; "
           f"bound {args.max_ratio:.2f}: {'PASS' if result['passed'] else 'FAIL'})", flush=True)
 

@@ -163,7 +163,8 @@ def test_resume_after_kill_matches_the_uninterrupted_run(ct_demo_dir, tmp_path):
         "lambda engine: os.kill(os.getpid(), 9))",
         "$@train#trainer.run()",
     ]}))
-    common = ("--dataset_dir", str(ct_demo_dir), *SMOKE[2:], "--epochs", "4", "--seed", "7", "--checkpoint_seconds", "0")
+    common = ("--dataset_dir", str(ct_demo_dir), *SMOKE[2:], "--epochs", "4", "--seed", "7",
+              "--checkpoint_seconds", "0")
     run_bundle(bundle_config(TASK, "train"), *common, "--output_dir", str(tmp_path / "whole"))
     killed = run_bundle(bundle_config(TASK, "train", str(overlay)), *common, "--output_dir", str(tmp_path / "cut"),
                         check=False)
