@@ -67,7 +67,7 @@ def build_bundle(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
     savers = [w for w in parser.get_parsed_content("train#writers") if isinstance(w, CheckpointSaver)]
     if len(savers) != 1:
-        raise RuntimeError(f"{BUNDLE_NAME} train.json: one CheckpointSaver expected in train#writers, found {len(savers)}")
+        raise RuntimeError(f"{BUNDLE_NAME} train.json: train#writers holds {len(savers)} CheckpointSavers, not 1")
     return {
         "parser": parser,
         "network": network,
