@@ -10,6 +10,7 @@ another model) and apply it with :func:`apply_calibration`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -36,7 +37,15 @@ _VERSION = 1
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 hex digest of a file, read in 1 MiB blocks."""
+    """SHA-256 hex digest of a file, read in 1 MiB blocks; remembered while the file is the same one (same resolved
+    path, inode, size and modification time: a file replaced, even atomically, is read again), so a command that
+    checks one model file several times at start-up reads it once."""
+    st = os.stat(path)
+    return _sha256(str(Path(path).resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _sha256(path: str, inode: int, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

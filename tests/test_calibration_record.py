@@ -129,3 +129,22 @@ def test_a_record_with_a_bad_view_count_is_not_a_record(tmp_path, caplog, views)
     with caplog.at_level(logging.WARNING, logger="medbundle.calibration"):
         assert load_calibration(path, model) is None and calibrated_views(path, model) == 1
     assert "not a calibration record" in caplog.text and "run evaluate.json again" in caplog.text
+
+
+def test_a_file_is_hashed_once_while_it_is_the_same_file(tmp_path, monkeypatch):
+    import builtins
+    import hashlib
+
+    from medbundle.calibration import file_sha256
+    from medbundle.utils import atomic_write
+
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"weights 1")
+    opened = []
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda f, *a, **k: (opened.append(str(f)), real_open(f, *a, **k))[1])
+    assert file_sha256(model) == file_sha256(str(model)) == hashlib.sha256(b"weights 1").hexdigest()
+    assert opened.count(str(model)) == 1
+    with atomic_write(model, "wb") as f:  # replaced (a new inode), even with the same size
+        f.write(b"weights 2")
+    assert file_sha256(model) == hashlib.sha256(b"weights 2").hexdigest()
