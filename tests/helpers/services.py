@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,6 +21,8 @@ import pytest
 import requests
 
 from conftest import REPO
+
+from medbundle.demo.browser import free_port
 
 __all__ = ["LABEL_PYTHON", "LabelServer", "Orthanc", "free_port", "label_python", "missing", "orthanc",
            "start_label_server"]
@@ -37,12 +38,6 @@ def missing(reason: str) -> None:
     if os.environ.get("MEDBUNDLE_REQUIRE_SERVICES"):
         pytest.fail(f"{reason} (MEDBUNDLE_REQUIRE_SERVICES is set: the service must be installed)", pytrace=False)
     pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
