@@ -66,10 +66,12 @@ def as_bool(value: Any, name: str = "value") -> bool:
     raise OptionError(f"{name}={value!r} is not a boolean: {BOOLEANS_HINT}")
 
 
-def _whole_number(minimum: int, what: str) -> Callable[[str, Any], str | None]:
+def _number(minimum: int, what: str, whole: bool = True) -> Callable[[str, Any], str | None]:
+    kinds = (int,) if whole else (int, float)
+
     def rule(key: str, value: Any) -> str | None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            return f"--{key} {value!r}: {what} must be a whole number >= {minimum}"
+        if isinstance(value, bool) or not isinstance(value, kinds) or not value >= minimum:
+            return f"--{key} {value!r}: {what} must be a {'whole ' if whole else ''}number >= {minimum}"
         return None
 
     return rule
@@ -122,13 +124,14 @@ def _folder(key: str, value: Any) -> str | None:
 
 # checks of an override's value, by key (applied where the key is one of the config's)
 VALUE_RULES: dict[str, Callable[[str, Any], str | None]] = {
-    "epochs": _whole_number(1, "the number of training epochs"),
-    "batch_size": _whole_number(1, "the batch size"),
-    "val_interval": _whole_number(1, "the validation interval (epochs)"),
-    "num_workers": _whole_number(0, "the number of data loader processes"),
-    "precise_bn_batches": _whole_number(0, "the number of batch-norm re-estimation batches"),
-    "early_stop_patience": _whole_number(0, "the patience (validations)"),
-    "tensorboard_gradcam_images": _whole_number(0, "the number of Grad-CAM overlays"),
+    "epochs": _number(1, "the number of training epochs"),
+    "batch_size": _number(1, "the batch size"),
+    "val_interval": _number(1, "the validation interval (epochs)"),
+    "num_workers": _number(0, "the number of data loader processes"),
+    "precise_bn_batches": _number(0, "the number of batch-norm re-estimation batches"),
+    "early_stop_patience": _number(0, "the patience (validations)"),
+    "tensorboard_gradcam_images": _number(0, "the number of Grad-CAM overlays"),
+    "checkpoint_seconds": _number(0, "the least time between two full checkpoints (seconds)", whole=False),
     "spatial_size": _spatial_size,
     "device": _device,
     "output_dir": _folder,

@@ -237,6 +237,11 @@ def test_expressions_and_references_are_not_checked():
     ("spatial_size", [64.5, 64], r"--spatial_size \[64.5, 64\]"),
     ("spatial_size", 64, "--spatial_size 64"),
     ("device", "gpu0", "--device 'gpu0': not a device; use auto, cpu, cuda or cuda:<index>"),
+    ("checkpoint_seconds", -1, "--checkpoint_seconds -1: the least time between two full checkpoints .seconds. must be "
+                               "a number >= 0"),
+    ("checkpoint_seconds", "soon", "--checkpoint_seconds 'soon'"),
+    ("checkpoint_seconds", True, "--checkpoint_seconds True"),
+    ("checkpoint_seconds", float("nan"), "--checkpoint_seconds nan"),
 ])
 def test_values_out_of_range_name_the_key(key, value, message):
     config = _merged("bundles/ct_infection/configs/train.json")
@@ -247,7 +252,8 @@ def test_values_out_of_range_name_the_key(key, value, message):
 def test_values_in_range_pass():
     config = _merged("bundles/ct_infection/configs/train.json")
     assert check_overrides(config, {"epochs": 1, "batch_size": 1, "spatial_size": [32, 48], "device": "cpu",
-                                    "num_workers": 0, "val_interval": 2}) == {}
+                                    "num_workers": 0, "val_interval": 2, "checkpoint_seconds": 0}) == {}
+    assert check_overrides(config, {"checkpoint_seconds": 30.5}) == {}
     assert check_overrides(config, {"device": "auto"}) == {}
 
 
@@ -298,7 +304,8 @@ def test_output_dir_without_write_permission(tmp_path, monkeypatch):
 
 
 def test_value_rules_name_keys_of_the_bundles():
-    configs = [_merged(f"bundles/{t}/configs/train.json") for t in ("ct_infection", "alzheimer_mri")]
+    configs = [_merged(f"bundles/{t}/configs/train.json")
+               for t in ("ct_infection", "alzheimer_mri", "pneumonia_xray", "chest_xray")]
     assert all(all(k in c for k in VALUE_RULES) for c in configs)
 
 
