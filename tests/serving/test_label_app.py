@@ -24,17 +24,10 @@ import requests
 from PIL import Image
 
 from conftest import REPO, SHARED_DATA
+from helpers.scripts import load_script
 from helpers.services import LabelServer, label_python, orthanc, start_label_server  # noqa: F401 (fixtures)
 
 # --------------------------------------------------------------------------------------------------- helpers
-
-
-def _script(name: str):
-    """``scripts/<name>.py`` as a module."""
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _testdata(name: str) -> str:
@@ -113,7 +106,7 @@ def folder_server(start_label_server, studies) -> LabelServer:
 def test_secondary_capture_holds_the_pixels_of_the_png_or_jpeg(tmp_path):
     import pydicom
 
-    make = _script("make_dicom_sc")
+    make = load_script("make_dicom_sc")
     grey = (np.arange(48 * 64) % 251).astype(np.uint8).reshape(48, 64)
     deep = (np.arange(48 * 64) * 13 % 60000).astype(np.uint16).reshape(48, 64)
     Image.fromarray(grey).save(tmp_path / "grey.png")
@@ -227,7 +220,7 @@ def test_server_listens_on_loopback_only(folder_server):
 
 @pytest.mark.slow
 def test_small_load_has_no_failures_and_bounded_memory(folder_server):
-    bench = _script("benchmark_serving")
+    bench = load_script("benchmark_serving")
     # A leak grows with the number of requests, the allocator does not: with two arenas (see the fixture) the server's
     # RSS still climbs by up to ~250 MB over its first ~200 requests and is then flat (measured: 802 MB after 40,
     # 1045 MB from the 240th to the 480th). So six runs of 40 after 16 warm-up requests (4 at a time over both
@@ -257,7 +250,7 @@ def test_launcher_refuses_a_bundle_without_a_trained_model_in_one_line(label_pyt
 @pytest.fixture(scope="module")
 def pacs(orthanc, start_label_server, film, tmp_path_factory) -> dict:
     """Orthanc loaded with real DICOM files and a secondary capture, and a label server reading it by DICOMweb."""
-    sc = _script("make_dicom_sc").to_secondary_capture(film, tmp_path_factory.mktemp("pacs") / "film_sc.dcm", "CR")
+    sc = load_script("make_dicom_sc").to_secondary_capture(film, tmp_path_factory.mktemp("pacs") / "film_sc.dcm", "CR")
     files = {"chest": _testdata("RG1_UNCR.dcm"), "head_ct": _testdata("693_UNCR.dcm"), "sc": str(sc),
              "mr_frames": _testdata("emri_small.dcm")}
     ids = {k: orthanc.upload(v) for k, v in files.items()}

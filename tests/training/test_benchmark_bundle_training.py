@@ -3,7 +3,6 @@ from its run folder. A smoke test on the tiny CT demo set: the report's consiste
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SMOKE
+from helpers.scripts import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "benchmark_bundle_training.py"
@@ -38,13 +38,6 @@ def test_trains_evaluates_and_checks_the_targets(ct_demo_dir, tmp_path):
     assert "severe_infection sensitivity >= 1.01" in proc.stdout and "NOT met" in proc.stdout
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("benchmark_bundle_training", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("argv, says", [
     (["--bundle", "nope", "--dataset_dir", "x"], "no bundles/nope/configs/train.json"),
     (["--dataset_dir", "x", "--skip-train"], "--skip-train needs --output_dir"),
@@ -52,14 +45,15 @@ def _script():
 ])
 def test_bad_arguments_are_one_line(argv, says, capsys):
     with pytest.raises(SystemExit) as exit_:
-        _script().main(argv)
+        load_script("benchmark_bundle_training").main(argv)
     assert exit_.value.code == 2 and says in capsys.readouterr().err.strip().splitlines()[-1]
 
 
 def test_an_unknown_target_class_is_refused_before_training(tmp_path):
     with pytest.raises(SystemExit) as exit_:
-        _script().main(["--bundle", "ct_infection", "--dataset_dir", str(tmp_path), "--output_dir", str(tmp_path / "r"),
-                        "--target-sensitivity", "severe=0.9"])
+        load_script("benchmark_bundle_training").main(["--bundle", "ct_infection", "--dataset_dir", str(tmp_path),
+                                                        "--output_dir", str(tmp_path / "r"),
+                                                        "--target-sensitivity", "severe=0.9"])
     assert str(exit_.value) == ("--target-sensitivity severe: not a class of bundles/ct_infection (no_infection, "
                                 "mild_infection, severe_infection); use one of those names")
     assert not (tmp_path / "r" / "benchmark_train.log").exists()  # nothing was started

@@ -6,7 +6,6 @@ not their values.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import statistics
 import subprocess
@@ -14,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.scripts import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,18 +40,10 @@ def test_benchmark_runs_in_processes_and_quotes_their_median(tmp_path):
     assert "ratio per process" in proc.stdout and "median of the processes" in proc.stdout
 
 
-def _timing():
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import training_timing
-    finally:
-        sys.path.remove(str(REPO / "scripts"))
-    return training_timing
-
-
 def test_checkpoint_cost_is_amortised_over_the_interval():
     """Steps of 10 ms both sides, 4 per epoch; epoch ends cost 20 ms, or 120 ms with a checkpoint."""
-    summarise = _timing().summarise
+    timing = load_script("training_timing")
+    summarise = timing.summarise
     steps = []
     for epoch in range(4):
         for i in range(4):
@@ -67,13 +59,11 @@ def test_checkpoint_cost_is_amortised_over_the_interval():
     assert amortised["ratio"] == pytest.approx((0.01 + (0.02 + 0.1 / 17) / 4) / 0.01)
     assert amortised["ratio_checkpoint_every_epoch"] == pytest.approx(every["ratio"])
     # epochs longer than the interval: every epoch
-    assert _timing().checkpoints_per_epoch(60, 100) == 1 == _timing().checkpoints_per_epoch(0, 1)
+    assert timing.checkpoints_per_epoch(60, 100) == 1 == timing.checkpoints_per_epoch(0, 1)
 
 
 def test_profile_needs_one_process(capsys):
-    spec = importlib.util.spec_from_file_location("benchmark_training", REPO / "scripts" / "benchmark_training.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("benchmark_training")
     with pytest.raises(SystemExit) as exit_:
         module.parse_args(["--profile", "20"])  # three processes by default: the profile would be dropped
     assert exit_.value.code == 2 and "add --processes 1" in capsys.readouterr().err.strip().splitlines()[-1]
