@@ -27,6 +27,7 @@ import argparse
 import csv
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         res["train"] = _run(bundle_run + [str(configs / "train.json"), *common], out / "benchmark_train.log")
         with open(out / "train_log.csv", newline="") as f:
             epochs = [float(r["epoch_seconds"]) for r in csv.DictReader(f)]
-        res["train"] |= {"epochs": len(epochs), "median_epoch_seconds": round(sorted(epochs)[len(epochs) // 2], 1),
+        res["train"] |= {"epochs": len(epochs), "median_epoch_seconds": round(statistics.median(epochs), 1),
                          "within_budget": res["train"]["wall_seconds"] <= args.max_minutes * 60}
         print(f"trained in {res['train']['wall_seconds'] / 60:.1f} min ({len(epochs)} epochs)", flush=True)
     evaluate = ["--tta_views", str(args.tta_views)]
