@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from medbundle.launch import loopback_interface, main
+from helpers.ranks import launch_ranks
 
 WORKER = textwrap.dedent('''
     import json, os, sys
@@ -54,10 +54,7 @@ LOOPBACK_HEX = {"0100007F", "0000000000000000FFFF00000100007F", "000000000000000
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/net/tcp").exists(), reason="reads listening sockets from Linux's /proc")
 def test_ranks_meet_and_every_socket_listens_on_loopback(tmp_path):
-    script = tmp_path / "worker.py"
-    script.write_text(WORKER)
-    proc = subprocess.run([sys.executable, "-m", "medbundle.launch", "--nproc_per_node", "2", str(script),
-                           str(tmp_path)], capture_output=True, text=True, timeout=300)
+    proc = launch_ranks(WORKER, tmp_path, str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["sum"] for r in ranks] == [3.0, 3.0] and ranks[0]["world"] == 2
@@ -68,10 +65,8 @@ def test_ranks_meet_and_every_socket_listens_on_loopback(tmp_path):
 
 @pytest.mark.slow
 def test_a_failing_rank_stops_the_others_with_its_status(tmp_path):
-    script = tmp_path / "worker.py"
-    script.write_text("import os, sys, time\nif os.environ['RANK'] == '1':\n    sys.exit(3)\ntime.sleep(120)\n")
-    proc = subprocess.run([sys.executable, "-m", "medbundle.launch", "--nproc_per_node", "2", str(script)],
-                          capture_output=True, text=True, timeout=100)
+    proc = launch_ranks("import os, sys, time\nif os.environ['RANK'] == '1':\n    sys.exit(3)\ntime.sleep(120)\n",
+                        tmp_path, timeout=100)
     assert proc.returncode == 3 and "rank 1 exited with status 3" in proc.stderr
 
 

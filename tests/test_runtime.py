@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import torch
 
 from medbundle.runtime import finish_distributed, resolve_device
+from helpers.ranks import launch_ranks
 
 
 def test_resolve_device():
@@ -53,10 +52,7 @@ FINISHING_RANK = textwrap.dedent('''
 
 @pytest.mark.slow
 def test_finish_distributed_ends_each_rank_as_a_normal_exit_would(tmp_path):
-    script = tmp_path / "rank.py"
-    script.write_text(FINISHING_RANK)
-    proc = subprocess.run([sys.executable, "-m", "medbundle.launch", "--nproc_per_node", "2", str(script),
-                           str(tmp_path)], capture_output=True, text=True, timeout=300)
+    proc = launch_ranks(FINISHING_RANK, tmp_path, str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     for rank in (0, 1):
         assert f"rank {rank} printed" in proc.stdout
