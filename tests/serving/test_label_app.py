@@ -7,7 +7,6 @@ process: the server must answer exactly as the predictor does.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
@@ -24,7 +23,7 @@ import requests
 from PIL import Image
 
 from conftest import REPO, SHARED_DATA
-from helpers.scripts import load_script
+from helpers.scripts import load_file, load_script
 from helpers.services import LabelServer, label_python, orthanc, start_label_server  # noqa: F401 (fixtures)
 
 # --------------------------------------------------------------------------------------------------- helpers
@@ -128,10 +127,7 @@ def test_secondary_capture_holds_the_pixels_of_the_png_or_jpeg(tmp_path):
 def test_pydicom3_compat_serves_the_storage_uids_pydicom_seg_imports():
     import pydicom.uid
 
-    spec = importlib.util.spec_from_file_location(
-        "_compat", REPO / "medbundle" / "serving" / "label_app" / "pydicom3_compat.py")
-    compat = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compat)
+    load_file(REPO / "medbundle" / "serving" / "label_app" / "pydicom3_compat.py", "_compat")
     try:
         from pydicom._storage_sopclass_uids import SegmentationStorage
 
