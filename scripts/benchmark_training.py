@@ -56,11 +56,10 @@ iterations. The bundle writes its full checkpoint at most every ``checkpoint_sec
 epoch where epochs last a minute or more, once in about 40 of the demo's short epochs), which a few
 timed epochs would never reach: every other timed epoch boundary writes one (the saver's interval set to
 0 there, to infinity at the others), so that both kinds are timed. After ``--warmup`` untimed epochs,
-``--epochs`` epochs are
-timed; with ``B`` the median bundle step, ``E0`` the median epoch-level cost without a checkpoint, ``C``
-the median extra cost of a boundary with one, ``f = 1 / ceil(checkpoint_seconds / (n B + E0))`` the
-checkpoints per epoch at the bundle's interval (1 for 0), ``n`` the iterations per epoch and ``H`` the
-median hand step (full batches only):
+``--epochs`` epochs are timed; with ``B`` the median bundle step, ``E0`` the median epoch-level cost
+without a checkpoint, ``C`` the median extra cost of a boundary with one, ``f = 1 / ceil(checkpoint_seconds
+/ (n B + E0))`` the checkpoints per epoch at the bundle's interval (1 for 0), ``n`` the iterations per
+epoch and ``H`` the median hand step (full batches only):
 
 * ``bundle/hand ratio`` (the headline) = ``(B + (E0 + f C) / n) / H``;
 * ``ratio with a checkpoint every epoch`` = ``(B + (E0 + C) / n) / H`` (``checkpoint_seconds`` 0);
